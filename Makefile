@@ -1,0 +1,31 @@
+# mixkit: the two commands a newcomer runs (see README).
+#   make demo  -- set up a virtualenv and run the main job on the embedded default dataset
+#   make test  -- set up a virtualenv and run the test suite (what CI runs)
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel of PyTorch, pinned so pip never pulls a multi-GB CUDA build.
+TORCH_PIN := torch==2.13.0
+
+.PHONY: setup demo test bench-speed clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e ".[dev]"
+
+demo: setup
+	$(BIN)/mixkit bench
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 tests
+
+bench-speed: setup
+	$(BIN)/pip install -q timm kornia $(TORCH_PIN)
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,27 @@
+"""mixkit: mixed-sample data augmentation for PyTorch, exact and vectorised.
+
+``import mixkit`` needs only torch. See DESIGN.md for the contract every mixer keeps.
+"""
+from .losses import SoftTargetCrossEntropy, bce_on_softmax, bce_with_logits_soft, mixed_loss, soft_cross_entropy
+from .mixers import CutMix, DirichletMixUp, Mixer, MixUp
+from .result import MixResult
+from .targets import one_hot, smooth, soft_targets
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MixResult",
+    "Mixer",
+    "MixUp",
+    "DirichletMixUp",
+    "CutMix",
+    "soft_targets",
+    "one_hot",
+    "smooth",
+    "mixed_loss",
+    "soft_cross_entropy",
+    "SoftTargetCrossEntropy",
+    "bce_with_logits_soft",
+    "bce_on_softmax",
+    "__version__",
+]

@@ -1,0 +1,113 @@
+"""Argument and tensor checks shared by every mixer.
+
+Every failure raises ``TypeError`` (wrong kind of object or dtype) or ``ValueError`` (wrong shape,
+range or value) with a message that names the argument and what was expected.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+_MODES = ("batch", "sample")
+
+
+def check_batch(x: object, name: str = "x") -> Tensor:
+    """Check that ``x`` is a float tensor of shape (B, C, *spatial) with 1 to 3 spatial dims."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, *spatial), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float32/float16/bfloat16/float64), got dtype {x.dtype}; "
+            "convert integer images first, e.g. x.float() / 255"
+        )
+    if x.dim() not in (3, 4, 5):
+        raise ValueError(
+            f"{name} must have shape (B, C, L), (B, C, H, W) or (B, C, D, H, W) (1 to 3 spatial dims), "
+            f"got {x.dim()} dims with shape {tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (B=0); expected at least one sample")
+    if any(s == 0 for s in x.shape[1:]):
+        raise ValueError(f"{name} has a zero-sized dimension: shape {tuple(x.shape)}")
+    return x
+
+
+def check_mode(mode: str) -> str:
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    return mode
+
+
+def check_prob(p: float, name: str = "p") -> float:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {type(p).__name__}")
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {p}")
+    return p
+
+
+def check_positive(v: float, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(v).__name__}")
+    v = float(v)
+    if not v > 0 or v != v or v == float("inf"):
+        raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    return v
+
+
+def check_range(r: Optional[Sequence[float]], name: str, lo: float = 0.0, hi: float = 1.0) -> Optional[Tuple[float, float]]:
+    if r is None:
+        return None
+    try:
+        a, b = (float(v) for v in r)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (min, max) of numbers, got {r!r}") from None
+    if not (lo <= a <= b <= hi):
+        raise ValueError(f"{name} must satisfy {lo} <= min <= max <= {hi}, got ({a}, {b})")
+    return a, b
+
+
+def check_num_classes(num_classes: Optional[int], name: str = "num_classes") -> Optional[int]:
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {type(num_classes).__name__}")
+    if num_classes < 1:
+        raise ValueError(f"{name} must be >= 1, got {num_classes}")
+    return int(num_classes)
+
+
+def check_generator(generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
+def check_labels(y: object, batch: int, num_classes: Optional[int], name: str = "y") -> Tensor:
+    """Check class ids ``(B,)`` or probabilities / one-hot / multi-hot ``(B, K)``."""
+    if not isinstance(y, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of class ids (B,) or probabilities (B, K), got {type(y).__name__}")
+    if y.dim() not in (1, 2):
+        raise ValueError(
+            f"{name} must be class ids of shape (B,) or probabilities of shape (B, K), got shape {tuple(y.shape)}"
+            " (dense targets (B, *spatial) are mixed with MixResult.mix_dense)"
+        )
+    if y.shape[0] != batch:
+        raise ValueError(f"{name} has {y.shape[0]} rows but the image batch has B={batch}; they must match")
+    if y.dim() == 1:
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"class ids {name} (B,) must be an integer tensor (int64 preferred), got dtype {y.dtype}")
+        if num_classes is None:
+            raise ValueError(f"num_classes is required to turn class ids {name} (B,) into targets")
+        if y.numel():
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or hi >= num_classes:
+                raise ValueError(f"class ids in {name} must lie in [0, {num_classes - 1}] (num_classes={num_classes}), got range [{lo}, {hi}]")
+    else:
+        if num_classes is not None and y.shape[1] != num_classes:
+            raise ValueError(f"{name} has K={y.shape[1]} columns but num_classes={num_classes}")
+    return y

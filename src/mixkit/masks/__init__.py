@@ -1,0 +1,1 @@
+"""Pure, batched mask generators on (B, *spatial)."""

@@ -1,0 +1,93 @@
+"""Axis-aligned boxes on 1-, 2- and 3-D grids (CutMix, HMix, ResizeMix, SaliencyMix ...).
+
+Boxes are half-open integer intervals ``[lo, hi)`` per spatial dim, as int64 tensors of shape ``(n, d)``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import sampling
+
+__all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "box_mask", "box_volume"]
+
+
+def cut_lengths(sizes: Sequence[int], lam: Tensor, ratio: float = 1.0) -> Tensor:
+    """Side lengths ``(n, d)`` of a box covering a ``(1 - lam) * ratio`` share of a ``d``-dim grid.
+
+    Each side is ``floor(size_i * ((1 - lam) * ratio) ** (1/d))``: the square root on images (CutMix),
+    the plain fraction on sequences and the cube root on volumes, so the box follows the data's aspect.
+    """
+    d = len(sizes)
+    frac = ((1.0 - lam.double()).clamp(0, 1) * ratio) ** (1.0 / d)  # (n,)
+    size_t = torch.tensor(list(sizes), dtype=torch.float64, device=lam.device)
+    return torch.floor(frac.unsqueeze(1) * size_t).long()
+
+
+def place_centered(sizes: Sequence[int], lengths: Tensor, generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+    """CutMix placement: centre uniform over the whole grid, box clipped at the border.
+
+    Returns ``lo, hi`` ``(n, d)``; ``hi - lo`` may be shorter than ``lengths`` where the box is clipped.
+    """
+    n, d = lengths.shape
+    dev = lengths.device
+    size_t = torch.tensor(list(sizes), dtype=torch.long, device=dev)
+    u = torch.rand(n, d, generator=generator, device=sampling.gen_device(generator)).to(dev, torch.float64)
+    centre = torch.floor(u * size_t).long().clamp_max(size_t - 1)
+    lo = centre - lengths // 2
+    hi = lo + lengths
+    return lo.clamp(min=0).minimum(size_t), hi.clamp(min=0).minimum(size_t)
+
+
+def place_inside(sizes: Sequence[int], lengths: Tensor, generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
+    """Placement with the whole box inside the grid: ``lo ~ U{0 .. size - length}`` (never clipped)."""
+    n, d = lengths.shape
+    dev = lengths.device
+    size_t = torch.tensor(list(sizes), dtype=torch.long, device=dev)
+    lengths = lengths.minimum(size_t)
+    u = torch.rand(n, d, generator=generator, device=sampling.gen_device(generator)).to(dev, torch.float64)
+    lo = torch.floor(u * (size_t - lengths + 1)).long().minimum(size_t - lengths)
+    return lo, lo + lengths
+
+
+def sample_boxes(sizes: Sequence[int], lam: Tensor, generator: Optional[torch.Generator] = None,
+                 minmax: Optional[Tuple[float, float]] = None, ratio: float = 1.0) -> Tuple[Tensor, Tensor]:
+    """Draw one box per entry of ``lam`` ``(n,)``.
+
+    Without ``minmax``: sides from :func:`cut_lengths` (area ``(1 - lam) * ratio`` before clipping), centre
+    uniform over the grid, clipped at the border (CutMix). With ``minmax=(a, b)`` (timm's option): each side
+    uniform in ``[a * size, b * size]`` independently of ``lam``, box placed fully inside.
+    """
+    if minmax is None:
+        return place_centered(sizes, cut_lengths(sizes, lam, ratio), generator)
+    n, d = lam.shape[0], len(sizes)
+    dev = lam.device
+    size_t = torch.tensor(list(sizes), dtype=torch.float64, device=dev)
+    lo_len = torch.floor(size_t * minmax[0])
+    hi_len = torch.floor(size_t * minmax[1])
+    u = torch.rand(n, d, generator=generator, device=sampling.gen_device(generator)).to(dev, torch.float64)
+    lengths = torch.floor(lo_len + u * (hi_len - lo_len + 1)).minimum(hi_len).long()
+    return place_inside(sizes, lengths, generator)
+
+
+def box_mask(lo: Tensor, hi: Tensor, sizes: Sequence[int], device=None) -> Tensor:
+    """Boolean ``(n, 1, *sizes)`` mask, True inside ``[lo, hi)``."""
+    n, d = lo.shape
+    device = lo.device if device is None else device
+    lo, hi = lo.to(device), hi.to(device)
+    inside = None
+    for i, s in enumerate(sizes):
+        ar = torch.arange(s, device=device)
+        m = (ar >= lo[:, i, None]) & (ar < hi[:, i, None])  # (n, s)
+        shape = [n] + [1] * d
+        shape[1 + i] = s
+        m = m.view(shape)
+        inside = m if inside is None else inside & m
+    return inside.unsqueeze(1)
+
+
+def box_volume(lo: Tensor, hi: Tensor) -> Tensor:
+    """Number of grid cells in each box, int64 ``(n,)``."""
+    return (hi - lo).clamp(min=0).prod(dim=1)

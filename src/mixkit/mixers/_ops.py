@@ -1,0 +1,53 @@
+"""Tensor operations shared by the mixers: gathering partners, interpolating, blending with masks.
+
+Low-precision inputs (fp16/bf16) are blended in float32 and rounded once at the end, so the realised
+share of each source equals the float32 label weight up to the output's own rounding.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def keep_format(out: Tensor, like: Tensor) -> Tensor:
+    """Give ``out`` the memory format of ``like`` (channels_last / channels_last_3d kept)."""
+    if like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous():
+        return out.contiguous(memory_format=torch.channels_last)
+    if like.dim() == 5 and like.is_contiguous(memory_format=torch.channels_last_3d) and not like.is_contiguous():
+        return out.contiguous(memory_format=torch.channels_last_3d)
+    return out
+
+
+def gather(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` along the batch dim (a copy), keeping the memory format."""
+    return keep_format(x.index_select(0, index.to(x.device)), x)
+
+
+def rows_view(v: Tensor, x: Tensor) -> Tensor:
+    """Reshape a per-row vector ``(B,)`` (or scalar ``(1,)``) to broadcast against ``x``."""
+    return v.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def lerp(x: Tensor, partner: Tensor, w: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """``w * x + (1 - w) * partner`` with ``w`` float32 broadcastable to ``x`` (a scalar, per-row or per-pixel share)."""
+    w = w.to(x.device)
+    if x.dtype in _LOW:
+        res = torch.lerp(partner.float(), x.float(), w.float()).to(x.dtype)
+        if out is not None:
+            out.copy_(res)
+            return out
+        return keep_format(res, x)
+    res = torch.lerp(partner, x, w.to(x.dtype), out=out)
+    return keep_format(res, x) if out is None else res
+
+
+def where(keep: Tensor, x: Tensor, partner: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """Hard mask blend: ``x`` where ``keep`` is True, ``partner`` elsewhere (``keep`` bool, broadcastable)."""
+    keep = keep.to(x.device)
+    if out is not None:
+        return torch.where(keep, x, partner, out=out)
+    return keep_format(torch.where(keep, x, partner), x)

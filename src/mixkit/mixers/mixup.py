@@ -1,0 +1,51 @@
+"""MixUp (Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import sampling
+from ..result import MixResult
+from . import _ops
+from .base import Mixer
+
+
+class MixUp(Mixer):
+    """MixUp: ``x~ = lam * x + (1 - lam) * x[perm]``, ``y~ = lam * y + (1 - lam) * y[perm]``, ``lam ~ Beta(alpha, alpha)``.
+
+    Official code (facebookresearch/mixup-cifar10): one lambda per batch, alpha = 1.0 on CIFAR
+    (0.2 on ImageNet), pairing by a random permutation (self-pairs allowed).
+
+    Args:
+        alpha: Beta concentration (default 1.0).
+        reformulate: the FMix repository's "reformulated" MixUp: ``lam ~ Beta(alpha + 1, alpha)`` and the
+            target is the *first* (anchor) label only, which matches the symmetric objective in
+            expectation. ``weights`` are then ``(1, 0)`` by design, not the realised share.
+        mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
+
+    Works on 1-, 2- and 3-D data. In sample mode each row gets its own lambda and partner.
+    """
+
+    def __init__(self, alpha: float = 1.0, *, reformulate: bool = False, **kw) -> None:
+        super().__init__(alpha, **kw)
+        self.reformulate = bool(reformulate)
+
+    def sample_lam(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
+        a = self.alpha
+        return sampling.sample_beta(a + 1.0 if self.reformulate else a, a, (n,), generator)
+
+    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
+        b = x.shape[0]
+        lam = self.sample_lam(self._n_draws(x), generator).to(x.device)
+        partner = self._partner(x, generator)
+        lam = self._deactivate(lam, active, b)
+        x_mix = _ops.lerp(x, _ops.gather(x, partner), _ops.rows_view(lam, x), out=self._out(x))
+        w0 = torch.ones_like(lam) if self.reformulate else lam
+        if self.reformulate and active is not None:
+            w0 = torch.ones(b, device=x.device)
+        return self._pair_result(x_mix, partner, w0, lam=lam, active=active)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", reformulate=True" if self.reformulate else "")
