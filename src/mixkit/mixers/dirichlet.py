@@ -51,9 +51,10 @@ class DirichletMixUp(Mixer):
         w = w.expand(b, self.k) if w.shape[0] != b else w
         if active is not None:
             w = torch.where(active.to(dev).unsqueeze(1), w, torch.eye(self.k, device=dev)[0])
-        acc = x.float() * _ops.rows_view(w[:, 0], x)
+        calc = torch.promote_types(x.dtype, torch.float32)  # fp16/bf16 accumulate in float32
+        acc = x.to(calc) * _ops.rows_view(w[:, 0], x).to(calc)
         for j in range(1, self.k):
-            acc = acc + _ops.gather(x, index[:, j]).float() * _ops.rows_view(w[:, j], x)
+            acc = acc + _ops.gather(x, index[:, j]).to(calc) * _ops.rows_view(w[:, j], x).to(calc)
         x_mix = acc.to(x.dtype)
         if self.inplace:
             x.copy_(x_mix)
