@@ -1,0 +1,118 @@
+"""HMix (Park, Yun, Chun, "A Unified Analysis of Mixed Sample Data Augmentation: A Loss Function
+Perspective", NeurIPS 2022): a CutMix box inside a MixUp blend."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .. import sampling
+from .._validate import check_prob
+from ..masks import box
+from ..result import MixResult
+from . import _ops
+from .base import Mixer
+
+__all__ = ["HMix", "hmix_share"]
+
+
+def hmix_share(sizes: Sequence[int], lam: Tensor, lo: Tensor, hi: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The anchor's HMix share map for boxes ``[lo, hi)`` and sampled ``lam``.
+
+    Args:
+        sizes: spatial size ``(size_1, ..., size_d)``.
+        lam: ``(n,)`` sampled anchor weights.
+        lo, hi: ``(n, d)`` int64 boxes (already clipped), on ``lam``'s device.
+
+    Returns:
+        ``share`` ``(n, 1, *sizes)`` float32: ``mixup_lam`` outside the box, 0 inside;
+        ``weight`` ``(n,)`` float64: the exact mean of ``share`` (``mixup_lam * cutmix_lam``);
+        ``mixup_lam`` ``(n,)`` float32 and ``cutmix_lam`` ``(n,)`` float64 (the share of the grid outside the box).
+
+    ``mixup_lam = lam / cutmix_lam`` makes the mean of the share equal ``lam``. It is at most 1 whenever
+    the box covers at most ``1 - lam`` of the grid, which always holds for ``r <= 1``: the unclipped box
+    has ``prod_i floor(size_i * ((1 - lam) r) ** (1/d)) <= (1 - lam) r N`` cells and clipping only removes
+    cells. A box larger than ``1 - lam`` (``r > 1``, or a float64 rounding of ``pow`` that lets ``floor``
+    land one cell high) would ask the anchor for a share above 1 outside the box; ``mixup_lam`` is
+    clamped to ``[0, 1]`` and the weight is then the realised ``cutmix_lam`` (still the exact mean of the
+    share, slightly below ``lam``). A box covering the whole grid (``cutmix_lam == 0``) gives an all-zero
+    share and weight 0.
+    """
+    n_cells = math.prod(sizes)
+    d = len(sizes)
+    cutmix_lam = 1.0 - box.box_volume(lo, hi).double() / n_cells
+    ratio = lam.double() / cutmix_lam.clamp_min(1.0 / (2 * n_cells))
+    mixup_lam = torch.where(cutmix_lam > 0, ratio, torch.ones_like(ratio)).clamp(0.0, 1.0).float()
+    inside = box.box_mask(lo, hi, sizes)  # (n, 1, *sizes) bool
+    share = torch.where(inside, torch.zeros((), device=inside.device),
+                        mixup_lam.to(inside.device).view(-1, 1, *([1] * d)))
+    weight = mixup_lam.double() * cutmix_lam
+    return share, weight, mixup_lam, cutmix_lam
+
+
+class HMix(Mixer):
+    """HMix: MixUp everywhere, plus a box of pure partner pixels; label weight = the realised share.
+
+    Algorithm (official ``naver-ai/hmix-gmix``, ``hmix_bbox_and_lam``):
+    ``lam ~ Beta(alpha, alpha)``; a CutMix box of area ``(1 - lam) * r`` of the grid (side
+    ``size_i * ((1 - lam) r) ** (1/d)`` per axis: square root on images, plain fraction on sequences,
+    cube root on volumes), centre uniform over the grid, clipped at the border. With
+    ``cutmix_lam = 1 - box_volume / N`` (realised, per sample) and ``mixup_lam = lam / cutmix_lam``::
+
+        x~ = mixup_lam * x + (1 - mixup_lam) * x[perm]   outside the box
+        x~ = x[perm]                                      inside the box
+
+    so the anchor's share map ``M`` is ``mixup_lam`` outside the box and 0 inside, and its label weight
+    is ``mean(M) = mixup_lam * cutmix_lam`` (``= lam`` unless clamped, see :func:`hmix_share`).
+    ``r = 0`` is MixUp; ``r = 1`` with a box whose area is exactly ``(1 - lam) N`` is CutMix. (With the
+    integer box sides the unclipped box is usually a little smaller than ``(1 - lam) N``; HMix then spreads
+    the remainder as a slight blend outside the box, and its label stays ``lam``.)
+
+    Draw order: lambda, box, partner (as :class:`~mixkit.mixers.cutmix.CutMix`, so ``r=1`` sees the same
+    box as CutMix under the same seed); for ``r = 0`` no box is drawn (lambda, partner: exactly
+    :class:`~mixkit.mixers.mixup.MixUp`'s draws).
+
+    Args:
+        alpha: Beta concentration (default 1.0).
+        r: box area ratio in ``[0, 1]`` (default 0.5, the value of the paper's Fig. 3). The official code's
+            default ``hmix_ratio=1.0`` makes HMix plain CutMix (up to the integer box rounding above); set
+            ``r`` explicitly when comparing with published runs.
+        mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
+
+    Differences from the official code (a fork of timm's ``Mixup``):
+      * the official code is batch mode only, pairs with ``x.flip(0)`` (needs an even batch) and handles
+        2-D images only; here both modes, any batch size and 1-/2-/3-D inputs are supported;
+      * the box is ``cut`` cells wide per axis (the timm/CutMix box is ``2 * (cut // 2)``), as CutMix here;
+      * ``mixup_lam`` is clamped to ``[0, 1]`` and the label is the mean of the realised share map.
+
+    ``MixResult.params``: ``box_lo``/``box_hi`` ``(n, d)`` int64, ``mixup_lam`` ``(n,)`` float32 and
+    ``cutmix_lam`` ``(n,)`` float64 (``n`` = 1 in batch mode). ``MixResult.share``: ``(n, 1, *spatial)`` float32.
+    """
+
+    def __init__(self, alpha: float = 1.0, *, r: float = 0.5, **kw) -> None:
+        super().__init__(alpha, **kw)
+        self.r = check_prob(r, "r")
+
+    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
+        b, dev = x.shape[0], x.device
+        sizes = tuple(x.shape[2:])
+        n = self._n_draws(x)
+        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator)
+        if self.r > 0:
+            lo, hi = box.sample_boxes(sizes, lam, generator, ratio=self.r)
+        else:  # r = 0: no box, and no draw for it (MixUp's random stream)
+            lo = hi = torch.zeros(n, len(sizes), dtype=torch.long, device=lam.device)
+        partner = self._partner(x, generator)
+        lo, hi, lam = lo.to(dev), hi.to(dev), lam.to(dev)
+        if active is not None:  # rows not selected by p: empty box and lam = 1 -> share 1
+            hi = torch.where(active.to(dev).unsqueeze(1), hi, lo)
+            lam = self._deactivate(lam, active, b)
+        share, w0, mixup_lam, cutmix_lam = hmix_share(sizes, lam, lo, hi)
+        x_mix = _ops.lerp(x, _ops.gather(x, partner), share, out=self._out(x))
+        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=share,
+                                 box_lo=lo, box_hi=hi, mixup_lam=mixup_lam, cutmix_lam=cutmix_lam)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", r={self.r}"
