@@ -25,6 +25,9 @@ class MixResult:
                  were not mixed (``p`` < 1) hold 1.
         mixed:   ``(B,)`` bool, which rows were mixed.
         params:  method-specific draws (boxes, scales, ...), for debugging and visualisation.
+        outputs: model outputs (logits) when the method ran the model itself (hidden-layer methods such
+                 as Manifold Mixup mix inside the forward pass); ``None`` otherwise, and then the caller
+                 runs the model on ``inputs``.
 
     ``mask`` (property) is ``(B, k, *spatial)`` float32 per-pixel shares (summing to 1 over ``k``), or
     ``None`` for pure interpolation (MixUp), where every pixel's share equals ``weights``.
@@ -36,6 +39,7 @@ class MixResult:
     lam: Optional[Tensor] = None
     mixed: Optional[Tensor] = None
     params: Dict[str, Any] = field(default_factory=dict)
+    outputs: Optional[Tensor] = None
     # Internal storage of the mask. Two-source methods keep only the anchor's share map of shape
     # (B or 1, 1, *spatial) (float or bool) and build the (B, 2, *spatial) mask on demand; methods with
     # more sources store the full mask.

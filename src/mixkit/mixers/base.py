@@ -41,6 +41,8 @@ class Mixer(nn.Module):
     spatial_dims: Tuple[int, ...] = (1, 2, 3)
     #: whether the method needs labels in ``mix`` (model-aware methods)
     needs_labels: bool = False
+    #: whether ``mix`` runs the model and returns logits in ``MixResult.outputs`` (hidden-layer methods)
+    runs_model: bool = False
 
     def __init__(self, alpha: float = 1.0, *, mode: str = "batch", p: float = 1.0,
                  num_classes: Optional[int] = None, smoothing: float = 0.0,

@@ -1,0 +1,272 @@
+"""Low-frequency Fourier masks on 1-, 2- and 3-D grids (FMix).
+
+FMix (Harris et al., "FMix: Enhancing Mixed Sample Data Augmentation", arXiv 2002.12047) thresholds a
+random image with a ``1 / f ** decay_power`` spectrum: a grey-scale "cloud" whose top ``lam * N`` pixels
+form the mask. Everything here is batched on ``(n, *shape)`` and runs on any device:
+
+* :func:`fftfreq_grid` -- frequency magnitudes on the rfft grid of a ``shape``;
+* :func:`low_freq_images` -- ``n`` random low-frequency images in one batched ``irfftn``;
+* :func:`binarise` -- exact top-k binarisation per row (random ceil/floor of ``lam * N``), optionally
+  with the official symmetric soft ramp around the threshold;
+* :func:`fmix_masks` -- the two steps together.
+
+Differences from the official numpy code (``ecs-vlc/FMix/fmix.py``), all deliberate:
+
+* **3-D frequency grid.** The official ``fftfreqnd(h, w, z)`` returns a grid of shape ``(h, z, w//2+1)``
+  while ``irfftn(spectrum, (h, w, z))`` reads it as ``(h, w, z//2+1)``: the axis roles are swapped, which
+  is only right for cubic volumes. Here axis ``i`` of the grid always carries the frequencies of axis ``i``
+  of ``shape``; the last axis is the rfft axis.
+* **Odd last side.** The official code keeps ``w//2 + 2`` bins for odd ``w``; ``irfftn`` ignores the extra
+  one. Here the grid has exactly the ``shape[-1] // 2 + 1`` bins ``torch.fft.irfftn(..., s=shape)`` reads,
+  so the result is the same.
+* **Spectrum scale.** ``1 / max(f, 1/max(shape)) ** decay_power`` as in the official code, divided by its
+  maximum (the DC weight ``max(shape) ** decay_power``) so large decay powers cannot overflow float32.
+  This rescales every image by the same constant: masks are unchanged.
+* **Batched and vectorised.** One ``randn`` and one ``irfftn`` for all ``n`` images, one ``topk`` for all
+  rows of :func:`binarise` (no Python loop over the batch). Randomness comes from an explicit
+  ``torch.Generator`` (drawn on its device), never from ``numpy.random`` / ``random``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from .. import sampling
+
+__all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts"]
+
+Device = Union[str, torch.device, None]
+
+
+def _check_shape(shape: Sequence[int]) -> tuple:
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"shape must be a sequence of 1 to 3 positive ints, got {shape!r}") from None
+    if not 1 <= len(shape) <= 3 or any(s < 1 for s in shape):
+        raise ValueError(f"shape must be 1 to 3 positive ints (L,), (H, W) or (D, H, W), got {shape}")
+    return shape
+
+
+def _check_decay(decay_power: float) -> float:
+    if isinstance(decay_power, bool) or not isinstance(decay_power, numbers.Real):
+        raise TypeError(f"decay_power must be a number > 0, got {type(decay_power).__name__}")
+    decay_power = float(decay_power)
+    if not (decay_power > 0 and math.isfinite(decay_power)):
+        raise ValueError(f"decay_power must be a finite number > 0 (official default 3.0), got {decay_power}")
+    return decay_power
+
+
+def _check_max_soft(max_soft: float) -> float:
+    if isinstance(max_soft, bool) or not isinstance(max_soft, numbers.Real):
+        raise TypeError(f"max_soft must be a number in [0, 0.5], got {type(max_soft).__name__}")
+    max_soft = float(max_soft)
+    if not 0.0 <= max_soft <= 0.5:
+        raise ValueError(f"max_soft must be in [0, 0.5] (0 = hard mask, the official default), got {max_soft}")
+    return max_soft
+
+
+def fftfreq_grid(shape: Sequence[int], device: Device = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Frequency magnitudes ``sqrt(sum_i f_i ** 2)`` on the rfft grid of ``shape`` (cycles per sample).
+
+    Axis ``i < d-1`` holds ``torch.fft.fftfreq(shape[i])`` (full, length ``shape[i]``); the last axis holds
+    ``torch.fft.rfftfreq(shape[-1])`` (length ``shape[-1] // 2 + 1``). The result has shape
+    ``(*shape[:-1], shape[-1] // 2 + 1)``: exactly the spectrum ``torch.fft.irfftn(spec, s=shape)`` expects,
+    for any non-square image or non-cubic volume (the official ``fftfreqnd`` swaps axes in 3-D).
+
+    Args:
+        shape: spatial size, ``(L,)``, ``(H, W)`` or ``(D, H, W)``.
+        device, dtype: of the returned grid (float32 on the CPU by default).
+    """
+    shape = _check_shape(shape)
+    d = len(shape)
+    sq = None
+    for i, s in enumerate(shape):
+        f = torch.fft.rfftfreq(s, dtype=torch.float64) if i == d - 1 else torch.fft.fftfreq(s, dtype=torch.float64)
+        view = [1] * d
+        view[i] = f.numel()
+        f2 = (f * f).view(view)
+        sq = f2 if sq is None else sq + f2
+    return sq.sqrt().to(device=device, dtype=dtype)
+
+
+def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
+    """``(f_min / max(f, f_min)) ** decay_power`` with ``f_min = 1 / max(shape)``: the official scale / its max."""
+    freqs = fftfreq_grid(shape, dtype=torch.float64)
+    fmin = 1.0 / max(shape)
+    return (fmin / freqs.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
+
+
+def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
+                    generator: Optional[torch.Generator] = None, device: Device = None,
+                    normalize: bool = True) -> Tensor:
+    """``n`` random low-frequency images ``(n, *shape)`` float32 (FMix's grey-scale masks before thresholding).
+
+    Each image is the inverse real FFT of complex Gaussian noise (real and imaginary parts ``N(0, 1)``,
+    drawn from ``generator`` on its device) weighted by ``1 / max(f, 1/max(shape)) ** decay_power``; the
+    larger ``decay_power``, the smoother the image. All ``n`` images come from one ``randn`` and one
+    batched ``torch.fft.irfftn(..., s=shape)``.
+
+    Args:
+        n: number of images.
+        shape: spatial size ``(L,)``, ``(H, W)`` or ``(D, H, W)`` (any sizes: non-square, non-cubic).
+        decay_power: spectral decay ``delta`` > 0 (official default 3).
+        generator: source of randomness (``None``: torch's default CPU generator).
+        device: where the FFT runs and the result lives (default: the generator's device). The noise is
+            always drawn on the generator's device, so a seed gives the same draws on any ``device``.
+        normalize: min-max normalise each image to ``[0, 1]`` (as the official code). ``False`` skips it
+            (the ranking of pixels, and hence :func:`binarise`, does not depend on it).
+    """
+    shape = _check_shape(shape)
+    decay_power = _check_decay(decay_power)
+    if int(n) < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    n = int(n)
+    gdev = sampling.gen_device(generator)
+    device = gdev if device is None else torch.device(device)
+    d = len(shape)
+    fshape = (*shape[:-1], shape[-1] // 2 + 1)
+    noise = torch.randn((n, *fshape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
+    noise.mul_(_spectrum_scale(shape, decay_power, device).unsqueeze(-1))  # same weight on real and imag
+    # norm="forward": no 1/N factor on the inverse (a constant scale, irrelevant to the mask)
+    img = torch.fft.irfftn(torch.view_as_complex(noise), s=shape, dim=tuple(range(1, d + 1)), norm="forward")
+    if normalize and n:
+        flat = img.reshape(n, -1)
+        lo = flat.amin(1, keepdim=True)
+        rng = flat.amax(1, keepdim=True) - lo
+        rng = torch.where(rng > 0, rng, torch.ones_like(rng))
+        img = ((flat - lo) / rng).view(img.shape)
+    return img
+
+
+def sample_counts(lam: Union[Tensor, float], numel: int, generator: Optional[torch.Generator] = None,
+                  n: Optional[int] = None) -> Tensor:
+    """Pixel counts ``(n,)`` int64: ``ceil(lam * numel)`` or ``floor(lam * numel)``, each with probability 1/2.
+
+    The official ``binarise_mask`` rounds this way, so the mask mean is within ``1 / numel`` of ``lam`` and
+    unbiased. One uniform per row is drawn from ``generator`` (on its device); the counts live on
+    ``lam``'s device (CPU for a float ``lam``).
+    """
+    lam_t = torch.as_tensor(lam, dtype=torch.float64)
+    if n is None:
+        n = lam_t.numel()
+    lam_t = lam_t.reshape(-1)
+    if lam_t.numel() not in (1, n):
+        raise ValueError(f"lam must be a scalar or have {n} entries, got {lam_t.numel()}")
+    if lam_t.numel() and not bool(((lam_t >= 0) & (lam_t <= 1)).all()):
+        raise ValueError(f"lam must lie in [0, 1], got values in [{float(lam_t.min())}, {float(lam_t.max())}]")
+    lam_t = lam_t.expand(n)
+    u = torch.rand(n, generator=generator, device=sampling.gen_device(generator), dtype=torch.float64)
+    up = (u < 0.5).to(lam_t.device)
+    x = lam_t * numel  # exact in float64 for float32 lam and any realistic numel
+    return torch.where(up, torch.ceil(x), torch.floor(x)).clamp(0, numel).long()
+
+
+def _top_select(scores: Tensor, num: Tensor) -> Tensor:
+    """Bool ``(n, N)``: exactly the ``num[i]`` largest entries of each row of ``scores`` ``(n, N)``.
+
+    Vectorised over rows with a single unsorted ``topk``. Rows that need more than half of their pixels
+    select their ``N - num`` smallest instead (a negated row) and invert, so ``k <= N/2``. Rows need
+    different counts ``m_i``; each is padded with ``K - m_i`` entries of ``+inf`` (always taken) and
+    ``-inf`` otherwise (never taken), so the common ``topk(K)`` takes exactly ``m_i`` real pixels. This
+    is exact even with tied scores, and on the CPU it is several times faster than a full per-row sort.
+    """
+    n, N = scores.shape
+    num = num.to(scores.device)
+    flip = num * 2 > N
+    m = torch.where(flip, N - num, num)
+    if n == 0:
+        return torch.zeros(n, N, dtype=torch.bool, device=scores.device)
+    k_max, k_min = int(m.max()), int(m.min())
+    if k_max == 0:
+        return flip.unsqueeze(1).expand(n, N).clone()
+    pad = k_max - k_min
+    work = torch.empty(n, N + pad, dtype=scores.dtype, device=scores.device)
+    sign = 1.0 - 2.0 * flip.to(scores.dtype)  # -1 on flipped rows
+    torch.mul(scores, sign.unsqueeze(1), out=work[:, :N])
+    if pad:
+        j = torch.arange(pad, device=scores.device)
+        inf = torch.tensor(float("inf"), dtype=scores.dtype, device=scores.device)
+        torch.where(j.unsqueeze(0) < (k_max - m).unsqueeze(1), inf, -inf, out=work[:, N:])
+    idx = work.topk(k_max, dim=1, sorted=False).indices
+    # start from the value of the unselected pixels (True on flipped rows) and write the other one
+    sel = flip.unsqueeze(1).expand(n, N + pad).clone()
+    sel.scatter_(1, idx, (~flip).unsqueeze(1).expand(n, k_max))
+    return sel[:, :N].contiguous()
+
+
+def _soft_select(scores: Tensor, num: Tensor, soft: Tensor) -> Tensor:
+    """Float32 ``(n, N)``: 1 for the ``num - soft`` top pixels, 0 below rank ``num + soft``, a linear ramp
+    ``linspace(1, 0, 2 * soft)`` over the ranks in between (the official ``binarise_mask``)."""
+    n, N = scores.shape
+    dev = scores.device
+    num, soft = num.to(dev), soft.to(dev)
+    order = scores.argsort(dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(N, device=dev).expand(n, N))
+    lo = (num - soft).clamp(min=0).unsqueeze(1)
+    hi = (num + soft).clamp(max=N).unsqueeze(1)
+    width = hi - lo
+    ramp = ((hi - 1 - rank).double() / (width - 1).clamp(min=1).double()).clamp(0, 1)
+    hard = (rank < num.unsqueeze(1)).double()
+    return torch.where(width > 1, ramp, hard).float()
+
+
+def binarise(masks: Tensor, lam: Union[Tensor, float], max_soft: float = 0.0,
+             generator: Optional[torch.Generator] = None, *, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Threshold grey-scale masks ``(n, *shape)`` so each row keeps its top ``lam * N`` pixels.
+
+    Per row ``i`` (``N = prod(shape)``): ``num_i = ceil(lam_i * N)`` or ``floor(lam_i * N)`` with
+    probability 1/2 each (one uniform per row from ``generator``), and exactly the ``num_i`` largest pixels
+    become 1, so ``|mask.mean() - lam| <= 1/N`` whatever ties the scores have.
+
+    With ``max_soft > 0`` the official soft edge is applied: ``soft = int(N * s)`` with
+    ``s = max_soft``, or ``s = min(lam, 1 - lam)`` when ``max_soft`` exceeds it; ranks ``< num - soft`` are 1,
+    ranks ``>= num + soft`` are 0 and the ``2 * soft`` ranks in between follow ``linspace(1, 0, 2 * soft)``.
+    The ramp is symmetric about ``num``, so the mask mean is still ``num / N``. (The soft path uses a full
+    per-row sort; the hard path a single ``topk``.)
+
+    Args:
+        masks: ``(n, *shape)`` float scores (e.g. :func:`low_freq_images`); only their order matters.
+        lam: ``(n,)`` tensor or a float in ``[0, 1]``: the share of pixels set to 1.
+        max_soft: half-width of the soft ramp as a fraction of ``N``, in ``[0, 0.5]`` (default 0: hard).
+        generator: source of the random rounding.
+        dtype: output dtype, float32 by default; ``torch.bool`` is allowed for hard masks.
+
+    Returns:
+        ``(n, *shape)`` masks on ``masks``' device, values in ``[0, 1]``.
+    """
+    if not isinstance(masks, Tensor) or not masks.is_floating_point() or masks.dim() < 2:
+        raise TypeError("masks must be a floating-point tensor of shape (n, *shape)")
+    max_soft = _check_max_soft(max_soft)
+    if dtype == torch.bool and max_soft > 0:
+        raise ValueError("dtype=torch.bool needs max_soft=0 (a soft mask is not boolean)")
+    n, shape = masks.shape[0], tuple(masks.shape[1:])
+    N = math.prod(shape)
+    lam_t = torch.as_tensor(lam, dtype=torch.float64).reshape(-1)
+    num = sample_counts(lam_t, N, generator, n)
+    scores = masks.reshape(n, N).float()
+    if max_soft == 0:
+        out = _top_select(scores, num)
+        return out.view(n, *shape) if dtype == torch.bool else out.to(dtype).view(n, *shape)
+    lam_t = lam_t.expand(n)
+    edge = torch.minimum(lam_t, 1.0 - lam_t)
+    eff = torch.where((max_soft > lam_t) | (max_soft > 1.0 - lam_t), edge, torch.full_like(lam_t, max_soft))
+    soft = torch.floor(eff * N).long()
+    return _soft_select(scores, num, soft).to(dtype).view(n, *shape)
+
+
+def fmix_masks(n: int, shape: Sequence[int], lam: Union[Tensor, float], decay_power: float = 3.0,
+               max_soft: float = 0.0, generator: Optional[torch.Generator] = None, device: Device = None,
+               dtype: torch.dtype = torch.float32) -> Tensor:
+    """``n`` FMix masks ``(n, *shape)``: :func:`low_freq_images` thresholded by :func:`binarise`.
+
+    ``mask.mean()`` of row ``i`` is ``ceil`` or ``floor`` of ``lam_i * N`` over ``N``. Pass
+    ``dtype=torch.bool`` (hard masks only) to get boolean masks.
+    """
+    max_soft = _check_max_soft(max_soft)
+    grey = low_freq_images(n, shape, decay_power, generator, device=device, normalize=False)
+    return binarise(grey, lam, max_soft, generator, dtype=dtype)
