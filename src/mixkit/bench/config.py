@@ -1,0 +1,167 @@
+"""Benchmark configuration: one protocol for every method, explicit per-method hyper-parameters.
+
+A config comes from command-line flags or a YAML/TOML file (``mixkit bench --config FILE``); flags given
+on the command line override the file. Every field is recorded in ``results.jsonl``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["BenchConfig", "PRESETS", "DEFAULT_METHODS", "load_config_file"]
+
+#: the default comparison: every hand-crafted mixer
+DEFAULT_METHODS = ("vanilla", "mixup", "cutmix", "fmix", "hmix", "gmix", "resizemix", "smoothmix", "gridmix", "dirichlet_mixup")
+
+#: training recipes from the papers (SGD, momentum 0.9). ``milestones`` are fractions of the epochs.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # Zhang et al. 2018 (mixup-cifar10): lr 0.1, wd 1e-4, batch 128, 200 ep, /10 at 100 and 150
+    "mixup-cifar": dict(lr=0.1, weight_decay=1e-4, batch_size=128, epochs=200, schedule="step",
+                        milestones=(0.5, 0.75), gamma=0.1, model="preactresnet18"),
+    # Harris et al. (FMix trainer.py): same recipe, PreAct-ResNet-18
+    "fmix-cifar": dict(lr=0.1, weight_decay=1e-4, batch_size=128, epochs=200, schedule="step",
+                       milestones=(0.5, 0.75), gamma=0.1, model="preactresnet18"),
+    # OpenMixup CIFAR tables: CIFAR ResNet-18, batch 100, cosine to 0, wd 1e-4, median of the last 10 epochs
+    "openmixup-cifar": dict(lr=0.1, weight_decay=1e-4, batch_size=100, epochs=800, schedule="cosine",
+                            model="resnet18", median_last=10),
+    # Kim et al. 2020 (PuzzleMix, CIFAR-100 PreAct-ResNet-18): batch 100, lr 0.1, 1200 ep, /10 at 400, 800
+    "puzzlemix-cifar": dict(lr=0.1, weight_decay=1e-4, batch_size=100, epochs=1200, schedule="step",
+                            milestones=(1 / 3, 2 / 3), gamma=0.1, model="preactresnet18"),
+    # sized for 2 CPU cores: the bare `mixkit bench` default
+    "cpu-small": dict(lr=0.05, weight_decay=5e-4, batch_size=64, epochs=30, schedule="cosine", model="resnet8"),
+}
+
+
+@dataclass
+class BenchConfig:
+    """Everything that defines a benchmark run (all of it is written to every results line)."""
+
+    dataset: str = "digits"
+    data_dir: Optional[str] = None
+    download: bool = False
+    n_train: Optional[int] = None          # stratified subset sizes (None: the whole split)
+    n_test: Optional[int] = None
+    model: str = "resnet8"
+    width: int = 1
+    methods: List[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    method_params: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    mode: str = "batch"                     # mixing mode for every method: "batch" (papers) or "sample"
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "cosine"                # "cosine" or "step"
+    milestones: Sequence[float] = (0.5, 0.75)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    loss: str = "soft_ce"                   # "soft_ce" (soft-target CE) or "bce_softmax" (Manifold/PuzzleMix papers)
+    smoothing: float = 0.0
+    augment: bool = True                    # random crop (pad) + flip for images, random shift for sequences
+    pad: Optional[int] = None               # crop padding; default: 4 at 32 px, scaled with the image size
+    median_last: int = 5                    # report the median top-1 of the last k epochs
+    eval_corruptions: bool = True
+    eval_fgsm: bool = True
+    fgsm_eps: float = 8 / 255
+    eval_occlusion: bool = True
+    max_eval: Optional[int] = 2000          # cap on the robustness subset
+    device: str = "auto"
+    amp: bool = True                        # bf16 autocast on GPU (ignored on CPU)
+    channels_last: bool = True              # on GPU for 2-D models
+    threads: Optional[int] = None
+    preset: Optional[str] = None
+    out: str = "runs/bench"
+    progress: bool = True
+    command: Optional[str] = None           # the command line that started the run (recorded, not used)
+
+    def __post_init__(self) -> None:
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise ValueError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        if self.loss not in ("soft_ce", "bce_softmax"):
+            raise ValueError(f"loss must be 'soft_ce' or 'bce_softmax', got {self.loss!r}")
+        if self.mode not in ("batch", "sample"):
+            raise ValueError(f"mode must be 'batch' or 'sample', got {self.mode!r}")
+        for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size), ("median_last", self.median_last)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not self.methods:
+            raise ValueError("methods must name at least one method (e.g. vanilla,mixup,cutmix)")
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods are repeated: {self.methods}")
+        unknown = set(self.method_params) - set(self.methods)
+        if unknown:
+            raise ValueError(f"method_params given for methods not in the run: {sorted(unknown)}")
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "BenchConfig":
+        """Build a config; a ``preset`` fills fields that ``d`` does not set itself."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = set(d) - names
+        if bad:
+            raise ValueError(f"unknown config keys {sorted(bad)}; valid keys: {sorted(names)}")
+        d = dict(d)
+        preset = d.get("preset")
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
+            for k, v in PRESETS[preset].items():
+                d.setdefault(k, v)
+        for k in ("methods", "seeds"):
+            if isinstance(d.get(k), str):
+                d[k] = [s.strip() for s in d[k].split(",") if s.strip()]
+        if isinstance(d.get("seeds"), int):
+            d["seeds"] = list(range(d["seeds"]))
+        if "seeds" in d:
+            d["seeds"] = [int(s) for s in d["seeds"]]
+        if "milestones" in d:
+            d["milestones"] = tuple(float(m) for m in d["milestones"])
+        return cls(**d)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(d["milestones"])
+        return d
+
+    def run_key(self) -> str:
+        """Hash of everything that changes a run's numbers (not output/progress/eval-only settings)."""
+        d = self.to_dict()
+        for k in ("out", "progress", "methods", "seeds", "threads", "command"):
+            d.pop(k, None)
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def params_for(self, method: str) -> Dict[str, Any]:
+        return dict(self.method_params.get(method, {}))
+
+
+def load_config_file(path: str) -> Dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config into a dict of BenchConfig fields."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file {path!r} not found")
+    text = p.read_text()
+    if p.suffix.lower() == ".toml":
+        import tomllib
+
+        d = tomllib.loads(text)
+    elif p.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as e:  # pragma: no cover - yaml is in the bench extra
+            raise ImportError("reading a YAML config needs PyYAML: pip install 'mixkit[bench]'") from e
+        d = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"config file must end in .toml, .yaml or .yml, got {p.name!r}")
+    if not isinstance(d, dict):
+        raise ValueError(f"config file {path!r} must hold a mapping of settings")
+    return d

@@ -1,0 +1,366 @@
+"""Tests of mixkit.registry, mixkit.viz and the `mixkit` command (list / show / extensions)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest
+import torch
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+import mixkit  # noqa: E402
+from mixkit import cli, registry, viz  # noqa: E402
+from mixkit.mixers.cutmix import CutMix  # noqa: E402
+from mixkit.mixers.dirichlet import DirichletMixUp  # noqa: E402
+from mixkit.mixers.mixup import MixUp  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _titles(fig):
+    """All axes titles of a figure, its subfigures included, in creation order (each axes once)."""
+    out, seen = [], set()
+    stack = [fig]
+    while stack:
+        f = stack.pop(0)
+        for ax in f.axes:
+            if id(ax) not in seen:
+                seen.add(id(ax))
+                out.append(ax.get_title())
+        stack.extend(getattr(f, "subfigs", []))
+    return out
+
+
+def _png_ok(path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return head == PNG_MAGIC and os.path.getsize(path) > 5000
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return cli.synthetic_images(n_per_class=2)
+
+
+# ------------------------------------------------------------------------------------------------
+# registry
+# ------------------------------------------------------------------------------------------------
+def test_registry_names_and_available():
+    names = registry.names()
+    for n in ("mixup", "dirichlet_mixup", "cutmix", "fmix", "hmix", "gmix", "resizemix", "smoothmix", "gridmix"):
+        assert n in names
+    avail = registry.available()
+    assert {"mixup", "dirichlet_mixup", "cutmix"} <= set(avail)
+    assert set(avail) <= set(names)
+    assert set(avail).isdisjoint(registry.unavailable())
+    assert set(avail) | set(registry.unavailable()) == set(names)
+
+
+def test_registry_create_defaults_aliases_and_overrides():
+    m = registry.create("cutmix", alpha=0.4, mode="sample", num_classes=10)
+    assert isinstance(m, CutMix) and m.alpha == 0.4 and m.mode == "sample" and m.num_classes == 10
+    d = registry.create("dmixup")  # alias
+    assert isinstance(d, DirichletMixUp) and d.k == 3 and d.alpha == 1.0
+    assert isinstance(registry.create("Dirichlet-MixUp"), DirichletMixUp)  # case and dash insensitive
+    assert isinstance(registry.create("mixup"), MixUp)
+
+
+def test_registry_hmix_default_ratio_is_papers():
+    if not registry.is_available("hmix"):
+        pytest.skip("hmix not implemented yet")
+    assert registry.create("hmix").r == 0.5  # the paper's figure, not the official code's 1.0 (= CutMix)
+    assert registry.create("hmix", r=0.25).r == 0.25
+
+
+def test_registry_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError) as ei:
+        registry.create("cutmx")
+    msg = str(ei.value)
+    assert isinstance(ei.value, registry.UnknownMethodError)
+    assert "Did you mean 'cutmix'" in msg
+    for n in registry.names():
+        assert n in msg
+
+
+def test_registry_bad_override_names_the_argument():
+    with pytest.raises(TypeError, match="bogus"):
+        registry.create("mixup", bogus=1)
+
+
+def test_registry_missing_module_is_unavailable_not_an_error(monkeypatch):
+    fake = registry.MethodSpec("nothere", "mixkit.mixers.does_not_exist_xyz:Nope", {}, (2,), False, "x", "y")
+    monkeypatch.setattr(registry, "_SPECS", registry._SPECS + (fake,))
+    monkeypatch.setitem(registry._BY_NAME, "nothere", fake)
+    monkeypatch.setitem(registry._ALIASES, "nothere", "nothere")
+    assert "nothere" in registry.names()
+    assert "nothere" not in registry.available()
+    assert "not implemented yet" in registry.unavailable()["nothere"]
+    info = registry.describe("nothere")
+    assert info["available"] is False and "does_not_exist_xyz" in info["reason"]
+    with pytest.raises(registry.MethodUnavailableError, match="does_not_exist_xyz"):
+        registry.create("nothere")
+
+
+def test_registry_describe():
+    d = registry.describe("cutmix")
+    assert d["available"] and d["reason"] is None
+    assert d["name"] == "cutmix" and d["target"].endswith(":CutMix")
+    assert 2 in d["spatial_dims"] and d["needs_model"] is False
+    assert d["defaults"] == {"alpha": 1.0}
+
+
+# ------------------------------------------------------------------------------------------------
+# viz
+# ------------------------------------------------------------------------------------------------
+def test_show_grid_prints_the_realised_weights(synth):
+    x, y = synth.x[::2][:6], synth.y[::2][:6]
+    mixer = CutMix(alpha=1.0, mode="sample")
+    fig = viz.show_grid(mixer, x, y, synth.class_names, n=6, generator=torch.Generator().manual_seed(3))
+    res = fig.mixkit_result
+    # the drawn result is the mixer's own draw under that seed
+    again = mixer.mix(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(res.weights, again.weights) and torch.equal(res.index, again.index)
+    titles = _titles(fig)
+    mixed = [t for t in titles if t.startswith("mixed")]
+    masks = [t for t in titles if t.startswith("anchor share")]
+    assert len(mixed) == 6 and len(masks) == 6
+    for i in range(6):
+        for j in range(2):
+            w = float(res.weights[i, j])
+            name = synth.class_names[int(y[int(res.index[i, j])])]
+            assert f"{w:.2f}·'{name}'" in mixed[i], (i, j, mixed[i])
+        # the mask panel's mean is the anchor's label weight (realised share, not the sampled lambda)
+        assert f"mean = {float(res.weights[i, 0]):.2f}" in masks[i]
+        assert abs(float(res.mask[i, 0].mean()) - float(res.weights[i, 0])) < 1e-6
+
+
+def test_show_grid_pure_interpolation_shows_constant_share(synth):
+    x, y = synth.x[:4], synth.y[:4]
+    fig = viz.show_grid("mixup", x, y, synth.class_names, n=4, generator=torch.Generator().manual_seed(0),
+                        params={"mode": "sample"})
+    res = fig.mixkit_result
+    assert res.mask is None
+    masks = [t for t in _titles(fig) if t.startswith("anchor share")]
+    assert [f"constant = {float(w):.2f}" in t for t, w in zip(masks, res.weights[:, 0])] == [True] * 4
+    # distinct per-sample lambdas in sample mode -> the printed values are not all equal
+    assert len({t for t in masks}) > 1
+
+
+def test_show_grid_k_sources(synth):
+    x, y = synth.x[:5], synth.y[:5]
+    fig = viz.show_grid(DirichletMixUp(k=3, mode="sample"), x, y, synth.class_names, n=5,
+                        generator=torch.Generator().manual_seed(1))
+    res = fig.mixkit_result
+    mixed = [t for t in _titles(fig) if t.startswith("mixed")]
+    for i, t in enumerate(mixed):
+        assert t.count("·") == 3
+        for j in range(3):
+            assert f"{float(res.weights[i, j]):.2f}·" in t
+
+
+def test_weight_text_format():
+    res = mixkit.MixResult(inputs=torch.zeros(2, 1, 4, 4), index=torch.tensor([[0, 1], [1, 0]]),
+                           weights=torch.tensor([[0.73, 0.27], [0.5, 0.5]]))
+    y = torch.tensor([3, 8])
+    assert viz.weight_text(res, 0, y) == "0.73·'3' + 0.27·'8'"
+    assert viz.weight_text(res, 1, y, ["a"] * 3 + ["three"] + ["b"] * 4 + ["eight"]) == "0.50·'eight' + 0.50·'three'"
+    assert viz.weight_text(res, 0) == "0.73·x[0] + 0.27·x[1]"
+
+
+def test_show_1d_titles_and_saves(tmp_path):
+    data = cli.synthetic_sequences(n_per_class=2)
+    x, y = data.x[::2][:4], data.y[::2][:4]
+    out = tmp_path / "sub" / "seq.png"
+    fig = viz.show_1d(CutMix(mode="sample"), x, y, data.class_names, n=4,
+                      generator=torch.Generator().manual_seed(0), out=out)
+    res = fig.mixkit_result
+    assert _png_ok(out)
+    titles = [t for t in _titles(fig) if "share" in t and "·" in t]
+    assert len(titles) == 4
+    for i, t in enumerate(titles):
+        assert t.startswith(viz.weight_text(res, i, y, data.class_names))
+        assert f"mean share {float(res.weights[i, 0]):.2f}" in t
+
+
+def test_show_dispatch_and_dim_errors(synth):
+    seq = torch.rand(4, 1, 16)
+    with pytest.raises(ValueError, match="show_1d"):
+        viz.show_grid("mixup", seq)
+    with pytest.raises(ValueError, match="show_grid"):
+        viz.show_1d("mixup", synth.x[:4])
+    fig = viz.show("cutmix", seq, n=2, generator=torch.Generator().manual_seed(0))
+    assert fig.mixkit_result.inputs.shape == seq.shape
+    with pytest.raises(TypeError, match="mixer"):
+        viz.show_grid(42, synth.x[:4])
+    with pytest.raises(ValueError, match="params"):
+        viz.show_grid(CutMix(), synth.x[:4], params={"alpha": 2.0})
+
+
+def test_show_grid_draws_a_given_result(synth):
+    x = synth.x[:4]
+    res = CutMix(mode="sample").mix(x, generator=torch.Generator().manual_seed(5))
+    fig = viz.show_grid("cutmix", x, result=res, n=4)
+    assert fig.mixkit_result is res
+    masks = [t for t in _titles(fig) if t.startswith("anchor share")]
+    assert all(f"mean = {float(w):.2f}" in t for t, w in zip(masks, res.weights[:, 0]))
+
+
+def test_mask_gallery(tmp_path):
+    out = tmp_path / "gallery.png"
+    fig = viz.mask_gallery(["mixup", "cutmix"], size=(16, 16), n=4, generator=torch.Generator().manual_seed(0), out=out)
+    assert set(fig.mixkit_results) == {"mixup", "cutmix"}
+    assert _png_ok(out)
+    res = fig.mixkit_results["cutmix"]
+    ws = [t for t in _titles(fig) if t.startswith("w=")]
+    assert len(ws) == 8
+    assert ws[4:] == [f"w={float(w):.2f}" for w in res.weights[:, 0]]
+
+
+def test_import_mixkit_does_not_import_matplotlib():
+    code = "import sys, mixkit, mixkit.viz, mixkit.cli, mixkit.registry; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------------------
+# the command
+# ------------------------------------------------------------------------------------------------
+def test_cli_show_mixup_synthetic(tmp_path, capsys):
+    out = tmp_path / "mixup.png"
+    assert cli.main(["show", "mixup", "--dataset", "synthetic", "--out", str(out)]) == 0
+    assert _png_ok(out)
+    assert str(out) in capsys.readouterr().out
+
+
+def test_cli_show_cutmix_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "cutmix.png"
+    assert cli.main(["show", "cutmix", "--dataset", "digits", "--n", "4", "--mode", "batch",
+                     "--param", "alpha=0.5", "--out", str(out)]) == 0
+    assert _png_ok(out)
+
+
+def test_cli_show_1d(tmp_path):
+    out = tmp_path / "cutmix1d.png"
+    assert cli.main(["show", "cutmix", "--dataset", "synthetic1d", "--n", "2", "--out", str(out)]) == 0
+    assert _png_ok(out)
+
+
+def test_cli_show_is_deterministic(tmp_path):
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    for p, seed in ((a, "1"), (b, "1"), (c, "2")):
+        assert cli.main(["show", "cutmix", "--dataset", "synthetic", "--n", "2", "--seed", seed, "--out", str(p)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+
+
+def test_cli_show_all_writes_one_png_per_available_method(tmp_path, capsys, monkeypatch):
+    # three methods (a hard mask, a soft mask when available, no mask) keep the test fast; the docs
+    # script draws every method
+    pick = [n for n in ("mixup", "cutmix", "gmix") if registry.is_available(n)]
+    monkeypatch.setattr(registry, "available", lambda: pick)
+    d = tmp_path / "all"
+    assert cli.main(["show", "all", "--dataset", "synthetic", "--n", "2", "--out", str(d)]) == 0
+    written = sorted(p.name for p in d.iterdir())
+    expected = sorted(f"{n}.png" for n in registry.available()
+                      if 2 in registry.spatial_dims(n) and not registry.spec(n).needs_model)
+    assert written == expected
+    assert all(_png_ok(d / w) for w in written)
+
+
+def test_cli_show_errors(tmp_path, capsys):
+    assert cli.main(["show", "cutmx", "--dataset", "synthetic", "--out", str(tmp_path / "x.png")]) == 2
+    assert "unknown method" in capsys.readouterr().err
+    assert cli.main(["show", "mixup", "--dataset", "synthetic", "--param", "bogus=1",
+                     "--out", str(tmp_path / "y.png")]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert cli.main(["show", "mixup", "--dataset", "synthetic", "--param", "noequals"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_cli_show_refuses_unsupported_dims(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(registry, "spatial_dims", lambda name: (2,))
+    assert cli.main(["show", "cutmix", "--dataset", "synthetic1d", "--out", str(tmp_path / "z.png")]) == 2
+    err = capsys.readouterr().err
+    assert "1-D" in err and "--dataset digits" in err
+    assert not (tmp_path / "z.png").exists()
+
+
+def test_parse_params():
+    p = cli.parse_params(["alpha=0.4", "cutmix.minmax=(0.2, 0.8)", "flag=true", "name=foo", "k=3", "x=None"])
+    assert p[None] == {"alpha": 0.4, "flag": True, "name": "foo", "k": 3, "x": None}
+    assert p["cutmix"] == {"minmax": (0.2, 0.8)}
+    with pytest.raises(registry.UnknownMethodError):
+        cli.parse_params(["nomethod.alpha=1"])
+
+
+def test_cli_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for n in registry.names():
+        assert n in out
+    assert "available" in out
+    assert f"{len(registry.available())}/{len(registry.names())} methods available" in out
+
+
+def test_cli_list_reports_why_unavailable(capsys, monkeypatch):
+    fake = registry.MethodSpec("nothere", "mixkit.mixers.does_not_exist_xyz:Nope")
+    monkeypatch.setattr(registry, "_SPECS", registry._SPECS + (fake,))
+    monkeypatch.setitem(registry._BY_NAME, "nothere", fake)
+    monkeypatch.setitem(registry._ALIASES, "nothere", "nothere")
+    assert cli.main(["list"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("nothere")][0]
+    assert "MISSING" in line and "not implemented yet" in line
+    assert cli.main(["list", "--json"]) == 0
+    entries = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
+    assert entries["nothere"]["available"] is False and entries["cutmix"]["available"] is True
+
+
+# ------------------------------------------------------------------------------------------------
+# extensions
+# ------------------------------------------------------------------------------------------------
+def test_cli_extension_registers_a_subcommand(monkeypatch, capsys):
+    mod = types.ModuleType("mixkit_fake_ext")
+    seen = {}
+
+    def run(args):
+        seen["who"] = args.who
+        return 7
+
+    def register(sub):
+        p = sub.add_parser("hello")
+        p.add_argument("--who", default="world")
+        p.set_defaults(func=run)
+
+    mod.register = register
+    monkeypatch.setitem(sys.modules, "mixkit_fake_ext", mod)
+    monkeypatch.setattr(cli, "_EXTENSIONS", ["mixkit_fake_missing_ext_xyz", "mixkit_fake_ext"])
+    assert cli.main(["hello", "--who", "you"]) == 7 and seen == {"who": "you"}
+    assert "mixkit_fake_missing_ext_xyz" in cli._SKIPPED_EXTENSIONS  # ImportError: skipped
+    assert cli.main(["list"]) == 0  # built-ins still work next to an extension
+    # an unknown command names the extensions that were skipped and why
+    with pytest.raises(SystemExit):
+        cli.main(["bench"])
+    assert "mixkit_fake_missing_ext_xyz" in capsys.readouterr().err
+
+
+def test_cli_broken_extension_is_not_hidden(monkeypatch):
+    mod = types.ModuleType("mixkit_broken_ext")
+
+    def register(sub):
+        raise RuntimeError("broken extension")
+
+    mod.register = register
+    monkeypatch.setitem(sys.modules, "mixkit_broken_ext", mod)
+    monkeypatch.setattr(cli, "_EXTENSIONS", ["mixkit_broken_ext"])
+    with pytest.raises(RuntimeError, match="broken extension"):
+        cli.main(["list"])
