@@ -18,7 +18,7 @@ CASES = {
     "gmix": ("mixkit.mixers.gmix", "GMix", {}, (1, 2, 3)),
     "smoothmix": ("mixkit.mixers.smoothmix", "SmoothMix", {}, (1, 2, 3)),
     "resizemix": ("mixkit.mixers.resizemix", "ResizeMix", {}, (1, 2, 3)),
-    "gridmix": ("mixkit.mixers.gridmix", "GridMix", {}, (2,)),
+    "gridmix": ("mixkit.mixers.gridmix", "GridMix", {}, (1, 2, 3)),
 }
 
 # methods whose lambda is Beta(alpha, alpha) and exposed as MixResult.lam

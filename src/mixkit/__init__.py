@@ -3,7 +3,8 @@
 ``import mixkit`` needs only torch. See DESIGN.md for the contract every mixer keeps.
 """
 from .losses import SoftTargetCrossEntropy, bce_on_softmax, bce_with_logits_soft, mixed_loss, soft_cross_entropy
-from .mixers import CutMix, DirichletMixUp, Mixer, MixUp
+from .integrations import MixCollate, MixTransform
+from .mixers import Alternate, CutMix, DirichletMixUp, FMix, GMix, GridMix, HMix, Mixer, MixUp, RandomChoice, ResizeMix, Scheduled, SmoothMix
 from .result import MixResult
 from .targets import one_hot, smooth, soft_targets
 
@@ -15,6 +16,17 @@ __all__ = [
     "MixUp",
     "DirichletMixUp",
     "CutMix",
+    "FMix",
+    "HMix",
+    "GMix",
+    "SmoothMix",
+    "ResizeMix",
+    "GridMix",
+    "RandomChoice",
+    "Alternate",
+    "Scheduled",
+    "MixCollate",
+    "MixTransform",
     "soft_targets",
     "one_hot",
     "smooth",

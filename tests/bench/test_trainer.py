@@ -123,3 +123,12 @@ def test_two_process_ddp_on_cpu(tmp_path):
         a, b = r["replica_checksums"]
         assert a == b  # the two replicas hold identical weights after DDP training
     assert (tmp_path / "state" / "mixup-s0.pt").exists()
+
+
+def test_parallel_jobs_give_the_serial_numbers(tmp_path):
+    common = dict(methods=["vanilla", "fmix"], seeds=[0, 1], epochs=2, **TINY, **QUICK_EVAL)
+    run_bench(BenchConfig(out=str(tmp_path / "serial"), **common), report=False)
+    run_bench(BenchConfig(out=str(tmp_path / "par"), jobs=2, **common), report=False)
+    keep = lambda rs: sorted((r["method"], r["seed"], r["epoch"], r["train_loss"], r["test_top1"]) for r in rs)
+    a, b = read_jsonl(tmp_path / "serial" / "results.jsonl"), read_jsonl(tmp_path / "par" / "results.jsonl")
+    assert len(a) == 8 and keep(a) == keep(b)

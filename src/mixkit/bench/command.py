@@ -53,6 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-eval", dest="max_eval", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda")
     p.add_argument("--threads", type=int)
+    p.add_argument("--jobs", type=int, help="train this many runs in parallel processes (1 thread each)")
     p.add_argument("--out", help="output folder (default runs/bench)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore checkpoints and finished runs")
     p.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress bars")
@@ -66,7 +67,7 @@ def register(subparsers) -> None:
 
 _FIELDS = ("preset", "dataset", "data_dir", "download", "n_train", "n_test", "model", "width", "methods", "mode",
            "seeds", "epochs", "batch_size", "lr", "weight_decay", "schedule", "loss", "smoothing", "median_last",
-           "augment", "eval_corruptions", "eval_fgsm", "eval_occlusion", "max_eval", "device", "threads", "out", "progress")
+           "augment", "eval_corruptions", "eval_fgsm", "eval_occlusion", "max_eval", "device", "threads", "jobs", "out", "progress")
 
 
 def config_from_args(args) -> "BenchConfig":

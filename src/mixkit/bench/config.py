@@ -75,6 +75,7 @@ class BenchConfig:
     amp: bool = True                        # bf16 autocast on GPU (ignored on CPU)
     channels_last: bool = True              # on GPU for 2-D models
     threads: Optional[int] = None
+    jobs: int = 1                           # runs trained in parallel processes (1 thread each when > 1)
     preset: Optional[str] = None
     out: str = "runs/bench"
     progress: bool = True
@@ -90,7 +91,8 @@ class BenchConfig:
             raise ValueError(f"loss must be 'soft_ce' or 'bce_softmax', got {self.loss!r}")
         if self.mode not in ("batch", "sample"):
             raise ValueError(f"mode must be 'batch' or 'sample', got {self.mode!r}")
-        for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size), ("median_last", self.median_last)):
+        for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size), ("median_last", self.median_last),
+                        ("jobs", self.jobs)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not self.methods:
@@ -136,7 +138,7 @@ class BenchConfig:
     def run_key(self) -> str:
         """Hash of everything that changes a run's numbers (not output/progress/eval-only settings)."""
         d = self.to_dict()
-        for k in ("out", "progress", "methods", "seeds", "threads", "command"):
+        for k in ("out", "progress", "methods", "seeds", "threads", "command", "jobs"):
             d.pop(k, None)
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -80,26 +80,21 @@ def run_bench(cfg: BenchConfig, *, resume: bool = True, report: bool = True) -> 
 
     bar = _progress(cfg, len(cfg.methods) * len(cfg.seeds) * cfg.epochs) if di.main else None
     key = cfg.run_key()
+    todo = []
+    for seed in cfg.seeds:  # seeds outermost: paired comparisons become available early
+        for method in cfg.methods:
+            prev = done.get((method, seed), [])
+            if resume and prev and prev[-1].get("final") and prev[-1].get("run_key") == key:
+                if bar is not None:
+                    bar.update(cfg.epochs)
+                continue
+            todo.append((method, seed))
     try:
-        for seed in cfg.seeds:  # seeds outermost: paired comparisons become available early
-            for method in cfg.methods:
-                prev = done.get((method, seed), [])
-                if resume and prev and prev[-1].get("final") and prev[-1].get("run_key") == key:
-                    if bar is not None:
-                        bar.update(cfg.epochs)
-                    continue
-                last_epoch = [-1]
-
-                def on_epoch(records, _k=(method, seed)):
-                    flush(_k, records)
-                    if bar is not None:
-                        r = records[-1]
-                        bar.update(r["epoch"] - last_epoch[0] if last_epoch[0] >= 0 else r["epoch"] + 1)
-                        last_epoch[0] = r["epoch"]
-                        bar.set_postfix_str(f"{method} s{seed} ep{r['epoch'] + 1} loss {r['train_loss']:.3f} "
-                                            f"acc {100 * r.get('test_top1', float('nan')):.1f}%")
-
-                train_run(cfg, ds, method, seed, out, on_epoch=on_epoch, resume=resume)
+        if cfg.jobs > 1 and not di.enabled and len(todo) > 1:
+            _run_parallel(cfg, todo, out, resume, flush, bar)
+        else:
+            for method, seed in todo:
+                _run_serial(cfg, ds, method, seed, out, resume, flush, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -110,6 +105,51 @@ def run_bench(cfg: BenchConfig, *, resume: bool = True, report: bool = True) -> 
         write_report(out)
     di.barrier()
     return out
+
+
+def _run_serial(cfg, ds, method, seed, out, resume, flush, bar) -> None:
+    last_epoch = [-1]
+
+    def on_epoch(records):
+        flush((method, seed), records)
+        if bar is not None:
+            r = records[-1]
+            bar.update(r["epoch"] - last_epoch[0] if last_epoch[0] >= 0 else r["epoch"] + 1)
+            last_epoch[0] = r["epoch"]
+            bar.set_postfix_str(f"{method} s{seed} ep{r['epoch'] + 1} loss {r['train_loss']:.3f} "
+                                f"acc {100 * r.get('test_top1', float('nan')):.1f}%")
+
+    train_run(cfg, ds, method, seed, out, on_epoch=on_epoch, resume=resume)
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _worker_run(cfg_dict, method, seed, out, resume):
+    cfg = BenchConfig.from_dict(cfg_dict)
+    return train_run(cfg, load_bench_data(cfg), method, seed, out, resume=resume)
+
+
+def _run_parallel(cfg, todo, out, resume, flush, bar) -> None:
+    """Independent runs in ``cfg.jobs`` processes (spawned, one thread each). Every run still writes
+    its checkpoint and records after each epoch, so an interruption loses nothing; results.jsonl is
+    rewritten as runs finish."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    d = cfg.to_dict()
+    d["progress"] = False
+    with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as ex:
+        futs = {ex.submit(_worker_run, d, m, s, str(out), resume): (m, s) for m, s in todo}
+        for fut in as_completed(futs):
+            m, s = futs[fut]
+            records = fut.result()
+            flush((m, s), records)
+            if bar is not None:
+                bar.update(cfg.epochs)
+                r = records[-1]
+                bar.set_postfix_str(f"done {m} s{s}: acc {100 * r.get('test_top1', float('nan')):.1f}%")
 
 
 def _init_distributed(cfg: BenchConfig) -> None:

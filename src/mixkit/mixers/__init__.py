@@ -1,7 +1,15 @@
 """One module per method family; each mixer = sample params -> apply (no hidden state)."""
 from .base import Mixer
+from .compose import Alternate, RandomChoice, Scheduled
 from .cutmix import CutMix
 from .dirichlet import DirichletMixUp
+from .fmix import FMix
+from .gmix import GMix
+from .hmix import HMix
+from .gridmix import GridMix
 from .mixup import MixUp
+from .resizemix import ResizeMix
+from .smoothmix import SmoothMix
 
-__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix"]
+__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix",
+           "RandomChoice", "Alternate", "Scheduled"]

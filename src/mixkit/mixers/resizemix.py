@@ -1,0 +1,222 @@
+"""ResizeMix (Qin et al., "ResizeMix: Mixing Data with Preserved Object Information and True Labels",
+arXiv 2012.11101; Computational Visual Media 2023)."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import sampling
+from ..masks import box
+from ..result import MixResult
+from . import _ops
+from .base import Mixer
+
+_NEAREST = ("nearest", "nearest-exact")
+_LINEAR = ("linear", "bilinear", "trilinear")
+_INTERPOLATIONS = _NEAREST + _LINEAR + ("bicubic",)
+
+
+class ResizeMix(Mixer):
+    """ResizeMix: paste the *whole* partner image, shrunk by a factor ``tau``, at a random location.
+
+    ``tau ~ U(scale)`` (official: ``U(0.1, 0.8)``, not a Beta); the patch has ``floor(size_i * tau)``
+    cells along every spatial dim (at least 1), lies fully inside the grid (never clipped), and holds
+    ``F.interpolate(x[perm], size=patch, mode=interpolation)``. The anchor's label weight is exactly
+    ``1 - patch_volume / N``, its realised share. The sources are un-mixed images (the official code also
+    resizes before pasting).
+
+    Modes:
+        ``"batch"``: one ``tau`` and one location for the batch (one ``F.interpolate`` call), as
+        OpenMixup's port.
+        ``"sample"``: a ``tau`` and a location per row, vectorised: one gather reads every row's
+        resized partner on a common patch grid (index arithmetic for the nearest modes, bit-identical
+        to ``F.interpolate``; one ``F.grid_sample`` call for linear / bicubic, equal up to float
+        rounding) and one scatter writes the patches; no loop over the batch, no host sync.
+
+    Args:
+        scale: ``(min, max)`` of ``tau``, in ``(0, 1]`` (default ``(0.1, 0.8)``, the official config).
+        use_alpha: draw ``tau ~ Beta(alpha, alpha)`` and re-draw it from ``U(scale)`` when it falls outside
+            ``scale`` (OpenMixup's CIFAR configs). Default False (the official uniform ``tau``).
+        alpha: Beta concentration for ``use_alpha=True`` (default 1.0).
+        interpolation: ``"nearest"`` (default, as the official code), ``"nearest-exact"``, ``"linear"`` /
+            ``"bilinear"`` / ``"trilinear"`` (all three mean multilinear in every spatial dim: linear on
+            1-D, bilinear on 2-D, trilinear on 3-D) or ``"bicubic"`` (2-D only).
+        mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
+
+    Works on 1-D, 2-D and 3-D data. ``MixResult.lam`` is ``1 - tau ** d`` (the share before flooring the
+    patch sides); ``params`` holds ``tau`` float64 ``(n,)`` and ``box_lo``/``box_hi`` int64 ``(n, d)``
+    (``n`` = 1 in batch mode).
+
+    Deliberate differences from the official code (``JayQine/ResizeMix``, ``trainer.py`` / ``getbox_new``):
+
+    * the official code draws one ``tau`` per batch but a location per sample; here ``mode="batch"`` uses
+      one location too (OpenMixup's choice) and ``mode="sample"`` draws both per row;
+    * the official centre is uniform over the image and the box is then shifted inside, which piles extra
+      probability on the border positions; here the corner is uniform over every position that keeps the
+      patch inside (each corner of the image remains reachable);
+    * the official ``F.interpolate(x, scale_factor=tau)`` maps output pixel ``j`` to source
+      ``floor(j / tau)`` and so never shows the last ``~1/tau - 1`` rows and columns of the partner;
+      here the partner is resized to the exact patch size (``size=``), so the whole image is shown;
+    * OpenMixup's port clips a CutMix-style box at the border and resizes the image to the clipped box,
+      distorting its aspect; here the patch is never clipped.
+    """
+
+    def __init__(self, scale: Sequence[float] = (0.1, 0.8), *, use_alpha: bool = False, alpha: float = 1.0,
+                 interpolation: str = "nearest", **kw) -> None:
+        super().__init__(alpha, **kw)
+        self.scale = self._check_scale(scale)
+        if not isinstance(use_alpha, bool):
+            raise TypeError(f"use_alpha must be a bool, got {type(use_alpha).__name__}")
+        self.use_alpha = use_alpha
+        if interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+        self.interpolation = interpolation
+
+    @staticmethod
+    def _check_scale(scale) -> Tuple[float, float]:
+        try:
+            lo, hi = (float(v) for v in scale)
+        except (TypeError, ValueError):
+            raise TypeError(f"scale must be a pair (min, max) of numbers in (0, 1], got {scale!r} "
+                            "(the Beta concentration is alpha=..., used with use_alpha=True)") from None
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got ({lo}, {hi})")
+        return lo, hi
+
+    def _check_input(self, x: Tensor) -> None:
+        if self.interpolation == "bicubic" and x.dim() != 4:
+            raise ValueError(f"interpolation='bicubic' needs 2 spatial dims, got x of shape {tuple(x.shape)}; "
+                             "use 'linear' or 'nearest' for 1-D and 3-D data")
+
+    def sample_tau(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
+        """``(n,)`` float64 resize factors: ``U(scale)``, or Beta re-drawn from ``U(scale)`` outside it."""
+        lo, hi = self.scale
+        u = torch.rand(n, generator=generator, device=sampling.gen_device(generator), dtype=torch.float64)
+        u = lo + u * (hi - lo)
+        if not self.use_alpha:
+            return u
+        t = sampling.sample_beta(self.alpha, self.alpha, (n,), generator, dtype=torch.float64)
+        return torch.where((t < lo) | (t > hi), u, t)
+
+    def _mode(self, d: int) -> str:
+        if self.interpolation in _LINEAR:
+            return ("linear", "bilinear", "trilinear")[d - 1]
+        return self.interpolation
+
+    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
+        b, dev = x.shape[0], x.device
+        sizes = tuple(x.shape[2:])
+        d = len(sizes)
+        tau = self.sample_tau(self._n_draws(x), generator)
+        size_t = torch.tensor(sizes, dtype=torch.float64, device=tau.device)
+        lengths = torch.floor(tau.unsqueeze(1) * size_t).long().clamp(min=1)  # (n, d), <= size as tau <= 1
+        lo, hi = box.place_inside(sizes, lengths, generator)
+        partner = self._partner(x, generator)
+        if self.mode == "batch":  # the box as ints, read where the draws live (the generator's device)
+            corner, patch = lo[0].tolist(), lengths[0].tolist()
+        lo, hi, lengths, tau = lo.to(dev), hi.to(dev), lengths.to(dev), tau.to(dev)
+        lam = (1.0 - tau ** d).float()
+        if active is not None:  # rows not selected by p get an empty patch
+            hi = torch.where(active.unsqueeze(1), hi, lo)
+            lam = self._deactivate(lam, active, b)
+        w0 = 1.0 - box.box_volume(lo, hi).double() / math.prod(sizes)
+        keep = ~box.box_mask(lo, hi, sizes)
+        if self.mode == "batch":
+            x_mix = self._paste_batch(x, partner, corner, patch)
+        else:
+            x_mix = self._paste_rows(x, partner, lo, lengths, active)
+        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=keep,
+                                 tau=tau, box_lo=lo, box_hi=hi)
+
+    # ------------------------------------------------------------------ batch mode
+    def _paste_batch(self, x: Tensor, partner: Tensor, corner: Sequence[int], patch: Sequence[int]) -> Tensor:
+        small = F.interpolate(x, size=list(patch), mode=self._mode(x.dim() - 2), **self._corners())
+        small = small.index_select(0, partner)
+        out = x if self.inplace else x.clone()  # `small` is computed first: the sources are un-mixed
+        region = (slice(None), slice(None)) + tuple(slice(a, a + s) for a, s in zip(corner, patch))
+        out[region] = small
+        return _ops.keep_format(out, x)
+
+    def _corners(self) -> dict:
+        return {} if self.interpolation in _NEAREST else {"align_corners": False}
+
+    # ------------------------------------------------------------------ sample mode
+    def _paste_rows(self, x: Tensor, partner: Tensor, lo: Tensor, length: Tensor,
+                    active: Optional[Tensor]) -> Tensor:
+        """Paste row ``i``'s partner, resized to ``length[i]``, at ``lo[i]``: one gather and one scatter.
+
+        Every row works on a patch grid of the largest possible patch (``floor(size * scale[1])`` per
+        axis, static, so nothing waits on the device); cells past a row's own patch repeat its last cell,
+        so they write the same value to the same place and the scatter stays deterministic.
+        """
+        b, c = x.shape[:2]
+        sizes = tuple(x.shape[2:])
+        d = len(sizes)
+        dev = x.device
+        cells, dst = [], []
+        for i, s in enumerate(sizes):
+            most = max(math.floor(s * self.scale[1]), 1)
+            r = torch.minimum(torch.arange(most, device=dev), length[:, i, None] - 1)  # (B, L_i)
+            shape = [b] + [1] * d
+            shape[1 + i] = most
+            cells.append((r, shape))
+            dst.append((lo[:, i, None] + r).view(shape))
+        rows = torch.arange(b, device=dev).view(b, *([1] * d))
+        if self.interpolation in _NEAREST:
+            vals = self._nearest_cells(x, partner, cells, length)  # (B, *L, C)
+        else:
+            vals = self._sampled_cells(x, partner, cells, length)
+        if active is not None:  # rows not selected by p write their own pixels back
+            own = x[(rows, slice(None)) + tuple(dst)]
+            vals = torch.where(active.view(b, *([1] * (d + 1))), vals, own)
+        out = x if self.inplace else x.clone()  # `vals` is read first: the sources are un-mixed
+        out[(rows, slice(None)) + tuple(dst)] = vals
+        return out if self.inplace else _ops.keep_format(out, x)
+
+    def _nearest_cells(self, x: Tensor, partner: Tensor, cells, length: Tensor) -> Tensor:
+        # F.interpolate's nearest rule for an explicit output size, per axis: with scale = in / out,
+        # output cell j reads floor(j * scale) ("nearest") or floor((j + 0.5) * scale) ("nearest-exact"),
+        # capped at in - 1. torch computes this in float32, except for float64 inputs on the CPU, where
+        # scale and product are float64 and the product is rounded to float32 before the floor; the same
+        # arithmetic is repeated here so the patch is bit-identical to F.interpolate.
+        b = x.shape[0]
+        op = torch.float64 if (x.dtype == torch.float64 and x.device.type == "cpu") else torch.float32
+        exact = self.interpolation == "nearest-exact"
+        src = []
+        for i, (r, shape) in enumerate(cells):
+            s = x.shape[2 + i]
+            scale = torch.tensor(float(s), dtype=op, device=x.device) / length[:, i, None].to(op)
+            pos = r.to(op) + 0.5 if exact else r.to(op)
+            src.append(torch.floor((pos * scale).float()).long().clamp(0, s - 1).view(shape))
+        rows = partner.view(b, *([1] * len(cells)))
+        return x[(rows, slice(None)) + tuple(src)]  # (B, *L, C)
+
+    def _sampled_cells(self, x: Tensor, partner: Tensor, cells, length: Tensor) -> Tensor:
+        # grid_sample with align_corners=False reads input coordinate ((g + 1) * in - 1) / 2; choosing
+        # g = 2 * (j + 0.5) / len - 1 for patch cell j gives (j + 0.5) * in / len - 0.5, F.interpolate's
+        # source coordinate for align_corners=False. Border padding reproduces its clamping at the edges.
+        b = x.shape[0]
+        d = len(cells)
+        work = torch.float32 if x.dtype in _ops._LOW else x.dtype
+        src = _ops.gather(x, partner).to(work)
+        grid_shape = [b] + [r.shape[1] for r, _ in cells]
+        coords = []
+        for i, (r, shape) in enumerate(cells):
+            g = 2.0 * (r.to(work) + 0.5) / length[:, i, None].to(work) - 1.0  # (B, L_i)
+            coords.append(g.view(shape).expand(grid_shape))
+        grid = torch.stack(coords[::-1], dim=-1)  # grid_sample wants (x, y[, z]): last dim first
+        mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
+        if d == 1:  # as an image of height 1
+            grid = torch.stack([grid[..., 0], torch.zeros_like(grid[..., 0])], -1).unsqueeze(1)
+            out = F.grid_sample(src.unsqueeze(2), grid, mode=mode, padding_mode="border", align_corners=False).squeeze(2)
+        else:
+            out = F.grid_sample(src, grid, mode=mode, padding_mode="border", align_corners=False)
+        return out.to(x.dtype).movedim(1, -1)  # (B, *L, C)
+
+    def extra_repr(self) -> str:
+        extra = f", scale={self.scale}, interpolation={self.interpolation!r}"
+        return super().extra_repr() + extra + (", use_alpha=True" if self.use_alpha else "")
