@@ -308,8 +308,8 @@ def describe(name: str) -> Dict[str, Any]:
     """Everything the registry knows about a method, as a dict.
 
     Keys: ``name``, ``aliases``, ``target``, ``defaults``, ``spatial_dims``, ``needs_model``,
-    ``summary``, ``paper``, ``available`` (bool), ``reason`` (why not, or ``None``) and ``doc``
-    (the first paragraph of the class docstring when importable).
+    ``summary``, ``paper``, ``available`` (bool), ``reason`` (why not, or ``None``; also under
+    ``error``) and ``doc`` (the first paragraph of the class docstring when importable).
     """
     s = spec(name)
     cls = _load(s)
@@ -328,5 +328,6 @@ def describe(name: str) -> Dict[str, Any]:
         "paper": s.paper,
         "available": ok,
         "reason": None if ok else str(cls),
+        "error": None if ok else str(cls),
         "doc": doc,
     }

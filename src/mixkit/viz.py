@@ -242,7 +242,7 @@ def show_grid(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
     xin = x.detach().float().cpu()
     xmix = res.inputs.detach().float().cpu()
     lo, hi = _display_range(xin, xmix)
-    cmap = "gray" if x.shape[1] == 1 else None
+    cmap = "gray" if x.shape[1] < 3 else None  # 1 channel (or the mean of 2) in gray, else RGB
     ncols = k + 2
     blocks = blocks or (2 if len(rows) >= 4 else 1)
     per_block = -(-len(rows) // blocks)
