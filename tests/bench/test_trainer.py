@@ -19,7 +19,7 @@ from mixkit.bench.io import read_jsonl
 from mixkit.bench.runner import load_bench_data, run_bench
 from mixkit.bench.trainer import train_run
 
-TINY = dict(dataset="digits", n_train=96, n_test=48, model="resnet8", batch_size=32, progress=False, threads=1,
+TINY = dict(dataset="digits", n_train=96, n_test=48, model="resnet8", batch_size=32, progress=False, threads=1, jobs=1,
             max_eval=32)
 QUICK_EVAL = dict(eval_corruptions=False, eval_fgsm=False, eval_occlusion=False)
 
@@ -82,7 +82,7 @@ def _cli(args, **kw):
 
 BENCH_ARGS = ["bench", "--dataset", "digits", "--n-train", "96", "--n-test", "48", "--batch-size", "32",
               "--methods", "vanilla,mixup", "--seeds", "1", "--no-corruptions", "--no-fgsm", "--no-occlusion",
-              "--quiet", "--threads", "1"]
+              "--quiet", "--threads", "1", "--jobs", "1"]
 
 
 def test_killed_process_resumes_with_nothing_lost(tmp_path):
@@ -128,7 +128,7 @@ def test_two_process_ddp_on_cpu(tmp_path):
 def test_parallel_jobs_give_the_serial_numbers(tmp_path):
     common = dict(methods=["vanilla", "fmix"], seeds=[0, 1], epochs=2, **TINY, **QUICK_EVAL)
     run_bench(BenchConfig(out=str(tmp_path / "serial"), **common), report=False)
-    run_bench(BenchConfig(out=str(tmp_path / "par"), jobs=2, **common), report=False)
+    run_bench(BenchConfig(out=str(tmp_path / "par"), **{**common, "jobs": 2}), report=False)
     keep = lambda rs: sorted((r["method"], r["seed"], r["epoch"], r["train_loss"], r["test_top1"]) for r in rs)
     a, b = read_jsonl(tmp_path / "serial" / "results.jsonl"), read_jsonl(tmp_path / "par" / "results.jsonl")
     assert len(a) == 8 and keep(a) == keep(b)

@@ -32,7 +32,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "puzzlemix-cifar": dict(lr=0.1, weight_decay=1e-4, batch_size=100, epochs=1200, schedule="step",
                             milestones=(1 / 3, 2 / 3), gamma=0.1, model="preactresnet18"),
     # sized for 2 CPU cores: the bare `mixkit bench` default
-    "cpu-small": dict(lr=0.05, weight_decay=5e-4, batch_size=64, epochs=30, schedule="cosine", model="resnet8"),
+    "cpu-small": dict(lr=0.05, weight_decay=5e-4, batch_size=64, epochs=20, schedule="cosine", model="resnet8"),
 }
 
 
@@ -51,7 +51,7 @@ class BenchConfig:
     method_params: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     mode: str = "batch"                     # mixing mode for every method: "batch" (papers) or "sample"
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
@@ -75,7 +75,8 @@ class BenchConfig:
     amp: bool = True                        # bf16 autocast on GPU (ignored on CPU)
     channels_last: bool = True              # on GPU for 2-D models
     threads: Optional[int] = None
-    jobs: int = 1                           # runs trained in parallel processes (1 thread each when > 1)
+    jobs: int = 0                           # runs trained in parallel processes, 1 thread each (0: one per
+                                            # CPU core up to 4 on CPU, 1 on GPU)
     preset: Optional[str] = None
     out: str = "runs/bench"
     progress: bool = True
@@ -91,10 +92,11 @@ class BenchConfig:
             raise ValueError(f"loss must be 'soft_ce' or 'bce_softmax', got {self.loss!r}")
         if self.mode not in ("batch", "sample"):
             raise ValueError(f"mode must be 'batch' or 'sample', got {self.mode!r}")
-        for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size), ("median_last", self.median_last),
-                        ("jobs", self.jobs)):
+        for name, v in (("epochs", self.epochs), ("batch_size", self.batch_size), ("median_last", self.median_last)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if not isinstance(self.jobs, int) or self.jobs < 0:
+            raise ValueError(f"jobs must be an int >= 0 (0: automatic), got {self.jobs!r}")
         if not self.methods:
             raise ValueError("methods must name at least one method (e.g. vanilla,mixup,cutmix)")
         if not self.seeds:
@@ -141,6 +143,18 @@ class BenchConfig:
         for k in ("out", "progress", "methods", "seeds", "threads", "command", "jobs"):
             d.pop(k, None)
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def resolved_jobs(self) -> int:
+        """Parallel processes to use: ``jobs``, or for 0 one per CPU core (at most 4) on CPU, 1 on GPU."""
+        if self.jobs:
+            return self.jobs
+        import os
+
+        import torch
+
+        if self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available()):
+            return 1
+        return max(1, min(4, os.cpu_count() or 1))
 
     def params_for(self, method: str) -> Dict[str, Any]:
         return dict(self.method_params.get(method, {}))

@@ -90,7 +90,7 @@ def run_bench(cfg: BenchConfig, *, resume: bool = True, report: bool = True) -> 
                 continue
             todo.append((method, seed))
     try:
-        if cfg.jobs > 1 and not di.enabled and len(todo) > 1:
+        if cfg.resolved_jobs() > 1 and not di.enabled and len(todo) > 1:
             _run_parallel(cfg, todo, out, resume, flush, bar)
         else:
             for method, seed in todo:
@@ -140,7 +140,7 @@ def _run_parallel(cfg, todo, out, resume, flush, bar) -> None:
 
     d = cfg.to_dict()
     d["progress"] = False
-    with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as ex:
+    with ProcessPoolExecutor(max_workers=min(cfg.resolved_jobs(), len(todo)), mp_context=mp.get_context("spawn"), initializer=_worker_init) as ex:
         futs = {ex.submit(_worker_run, d, m, s, str(out), resume): (m, s) for m, s in todo}
         for fut in as_completed(futs):
             m, s = futs[fut]

@@ -36,6 +36,10 @@ from .models import build_model
 __all__ = ["derive_seed", "make_generator", "resolve_device", "build_mixer", "method_params", "train_run", "DistInfo"]
 
 
+#: evaluation batch size: on CPU, 256 runs small CNNs about 2.5x faster than 1024 (cache-resident activations)
+EVAL_BATCH = 256
+
+
 def derive_seed(*parts: Any) -> int:
     """A 63-bit seed from a hash of ``parts`` (stable across processes and Python versions)."""
     h = hashlib.sha256(repr(parts).encode()).digest()
@@ -118,7 +122,7 @@ def _pad_for(ds: DataSplit, cfg: BenchConfig) -> int:
     return max(1, round(4 * size / 32))
 
 
-def _quick_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm, device, bs: int = 1024):
+def _quick_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm, device, bs: int = EVAL_BATCH):
     was = model.training
     model.eval()
     correct, nll_sum = 0, 0.0
@@ -274,7 +278,7 @@ def _final_metrics(cfg, ds, model, norm, device, seed, records, metrics) -> Dict
     out = metrics.evaluate(
         model, ds.x_test, ds.y_test, norm, generator=make_generator(seed, "eval"),
         corruptions=cfg.eval_corruptions, fgsm_eps=cfg.fgsm_eps if cfg.eval_fgsm else None,
-        occlusion=cfg.eval_occlusion, max_eval=cfg.max_eval, device=device)
+        occlusion=cfg.eval_occlusion, max_eval=cfg.max_eval, device=device, batch_size=EVAL_BATCH)
     last = [r["test_top1"] for r in records[-cfg.median_last:]]
     out["median_top1"] = statistics.median(last)
     out["median_last"] = len(last)
