@@ -121,6 +121,15 @@ _SPECS: Tuple[MethodSpec, ...] = (
         "gridmix", "mixkit.mixers.gridmix:GridMix", {"alpha": (0.1, 0.9), "n_holes": (2, 6)}, (1, 2, 3), False,
         "partner pasted through a lattice of holes (GridMask + CutMix)",
         "IlyaDobrynin/GridMixup (the method OpenMixup ports as gridmix)"),
+    MethodSpec(
+        "manifold_mixup", "mixkit.mixers.manifold:ManifoldMixup", {"alpha": 2.0}, (1, 2, 3), True,
+        "MixUp of the hidden state at a random layer (input, layer1, layer2)",
+        "Verma et al., ICML 2019 (arXiv:1806.05236)", aliases=("manifold", "manifoldmixup")),
+    MethodSpec(
+        "patchup", "mixkit.mixers.patchup:PatchUp",
+        {"patchup_type": "hard", "block_size": 7, "gamma": 0.5, "p": 0.7}, (1, 2, 3), True,
+        "swap (hard) / interpolate (soft) DropBlock-style blocks of a hidden feature map",
+        "Faramarzi et al., AAAI 2022 (arXiv:2006.07794)"),
 )
 
 _BY_NAME: Dict[str, MethodSpec] = {s.name: s for s in _SPECS}

@@ -25,7 +25,7 @@ QUICK_EVAL = dict(eval_corruptions=False, eval_fgsm=False, eval_occlusion=False)
 
 
 def _methods_2d():
-    return [m for m in registry.available() if 2 in registry.spatial_dims(m) and not registry.spec(m).needs_model]
+    return [m for m in registry.available() if 2 in registry.spatial_dims(m)]
 
 
 @pytest.mark.parametrize("method", ["vanilla"] + _methods_2d())

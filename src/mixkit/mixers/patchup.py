@@ -1,0 +1,294 @@
+"""PatchUp (Faramarzi, Amini, Badrinaaraayanan, Verma, Chandar, "PatchUp: A Feature-Space Block-Level
+Regularization Technique for Convolutional Neural Networks", AAAI 2022; arXiv:2006.07794)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import sampling
+from .._validate import check_num_classes, check_positive, check_prob
+from ..hooks import INPUT, mix_at
+from ..losses import bce_on_softmax, soft_cross_entropy
+from ..masks import box
+from ..result import MixResult
+from ..targets import one_hot, smooth, soft_targets
+from . import _ops
+from .manifold import HiddenLayerMixer, Layers
+
+__all__ = ["PatchUp", "adjusted_gamma", "block_keep_mask", "patchup_loss"]
+
+_TYPES = ("hard", "soft")
+_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+
+
+def adjusted_gamma(gamma: float, block_size: int, sizes: Sequence[int]) -> float:
+    """Seed probability of the DropBlock-style mask on a grid of ``sizes``.
+
+    ``gamma * N / prod_i(b_i * (s_i - b_i + 1))`` with ``N = prod_i s_i`` and ``b_i = min(block_size, s_i)``
+    -- the official ``gamma * w**2 / (block**2 * (w - block + 1)**2)`` for a square 2-D map, written per
+    dim (non-square and 1-D/3-D maps) and with the block clipped to the map (a block larger than the map
+    would divide by a non-positive number). Clipped to ``[0, 1]``.
+    """
+    n = math.prod(int(s) for s in sizes)
+    den = 1
+    for s in sizes:
+        bs = min(int(block_size), int(s))
+        den *= bs * (int(s) - bs + 1)
+    return float(min(1.0, max(0.0, gamma * n / den)))
+
+
+def block_keep_mask(shape: Sequence[int], gamma_adj: float, block_size: int,
+                    generator: Optional[torch.Generator] = None, device=None) -> Tensor:
+    """Boolean keep mask ``(n, C, *spatial)``: False inside the altered blocks.
+
+    Every position of ``shape = (n, C, *spatial)`` is a block centre with probability ``gamma_adj``
+    (independently per row and per channel); each centre alters the ``block_size``-wide cube around it
+    (clipped at the border), computed as a stride-1 max-pool with padding ``block_size // 2`` as in
+    DropBlock / the official PatchUp. Draws come from ``generator`` on its device.
+    """
+    shape = tuple(int(s) for s in shape)
+    d = len(shape) - 2
+    if d not in _POOL:
+        raise ValueError(f"PatchUp block masks need (n, C, *spatial) with 1 to 3 spatial dims, got shape {shape}")
+    u = torch.rand(shape, generator=generator, device=sampling.gen_device(generator))
+    seeds = (u < gamma_adj).to(torch.float32)
+    if device is not None:
+        seeds = seeds.to(device)
+    holes = _POOL[d](seeds, kernel_size=block_size, stride=1, padding=block_size // 2)
+    return holes == 0
+
+
+class PatchUp(HiddenLayerMixer):
+    """PatchUp: swap (hard) or interpolate (soft) DropBlock-style blocks of a hidden feature map.
+
+    Per forward pass: ``lam ~ Beta(alpha, alpha)``, a partner permutation and a layer drawn uniformly
+    from ``layers`` (draw order: lambda, partner, layer; the masks are drawn inside the forward, once
+    the feature-map size is known). At a hidden layer with feature map ``h (B, C, *spatial)``:
+
+    * block mask: every position is a block centre with probability
+      ``gamma_adj = gamma * N / prod_i(b (s_i - b + 1))`` (:func:`adjusted_gamma`); each centre alters the
+      ``block_size`` block around it (:func:`block_keep_mask`); ``holes = 1 - keep``;
+    * hard: ``h <- keep * h + holes * h[perm]``;
+      soft: ``h <- keep * h + holes * (lam * h + (1 - lam) * h[perm])``;
+    * targets (official ``target_reweighted``), with ``changed = mean(holes)`` over ``(C, *spatial)``
+      and ``unchanged = 1 - changed``: hard ``unchanged * y + changed * y[perm]``; soft
+      ``(unchanged + lam * changed) * y + (1 - lam) * changed * y[perm]``. These are exactly the shares
+      of each source in the mixed feature map, and are ``MixResult.weights``, so
+      ``soft_targets(y, res, K)`` is the paper's reweighted target.
+
+    At ``"input"`` the official code does **input CutMix** (``lam ~ Beta(1, 1)``, box label = realised
+    area), in both hard and soft mode; so does this class (``cutmix_alpha``).
+
+    The paper trains with a three-term loss, :func:`patchup_loss` / :meth:`loss`; with a soft-target
+    criterion instead, ``soft_targets(y, res, K)`` is the reweighted target alone.
+
+    Args:
+        model: the network (stored as a plain attribute, not a submodule).
+        layers: where to mix; ``None`` (default) = ``"input"`` and the outputs of the first two stages,
+            the same set as :class:`~mixkit.mixers.manifold.ManifoldMixup` (the PatchUp authors keep
+            ``k`` equal to Manifold Mixup's for fairness, chandar-lab/PatchUp #9). The official
+            PreActResNet code mixes after ``conv1`` and after ``layer1`` instead: pass
+            ``layers=("input", "conv1", "layer1")`` to reproduce it. See ``ManifoldMixup`` for names.
+        block_size: odd side of the altered blocks (official 7). It is clipped to the map size per dim.
+        gamma: target probability of altering a feature before the block adjustment (official code
+            default 0.9; README: soft 0.75, hard 0.5).
+        patchup_type: ``"soft"`` (official default) or ``"hard"`` (the paper's best method). Named after
+            the official ``--patchup_type``; ``mode`` keeps its library meaning (batch/sample).
+        alpha: Beta concentration of the soft-PatchUp lambda (official: Beta(2, 2), hard-coded).
+        cutmix_alpha: Beta concentration of the input-CutMix lambda (official 1.0).
+        p: probability of mixing a batch (official ``--patchup_prob``: code default 0.7; README: soft
+            1.0, hard 0.7). Default 1.0 like every mixkit mixer.
+        mode: ``"batch"`` -- one mask of shape ``(C, *spatial)`` shared by the batch (per channel), one
+            lambda, as the official code; ``"sample"`` -- an independent mask and lambda per sample
+            (vectorised). The layer is drawn once per forward pass in both modes.
+        num_classes, smoothing, no_self_pairs: see :class:`~mixkit.mixers.base.Mixer`.
+
+    ``MixResult``: ``inputs = x``, ``outputs`` = logits, ``index = (i, perm[i])``, ``weights`` = the
+    realised shares above, ``lam`` = the sampled lambda (the CutMix lambda at the input; for hard PatchUp,
+    which uses no lambda, the unchanged share), ``mixed``, and ``params``: ``layer``, ``patchup_type``
+    (``"hard"``/``"soft"``, or ``"cutmix"`` at the input), ``unchanged`` ``(B,)`` (the official
+    ``total_unchanged_portion``; the CutMix share at the input), ``lam_b`` ``(B,)`` (the anchor's weight
+    in the official ``target_b``: lam for soft, 0 for hard and CutMix), ``keep`` (the bool keep mask,
+    ``(n, C, *spatial)`` at a hidden layer, ``(n, 1, *spatial)`` at the input) and ``gamma_adj``.
+    ``res.mask`` is the CutMix mask at the input and ``None`` at hidden layers (it describes inputs).
+
+    Deliberate differences from the official code (chandar-lab/PatchUp, ``modules/patchup.py``):
+      * ``gamma_adj`` is computed on every call from the actual feature-map size, per dim; the official
+        module caches it from its first call (one module serves layers of different sizes) and uses
+        only the last dim (square maps);
+      * ``alpha`` is an argument (default 2.0 = the official hard-coded value; ``--alpha`` is ignored in
+        the official PatchUp mode);
+      * the mixer mixes whenever called, whatever the model's train/eval state (the official module
+        returns its input unchanged in eval mode);
+      * 1-D ``(B, C, L)`` and 3-D maps use a ``block_size`` segment / cube;
+      * the input CutMix uses mixkit's box sampler (see :class:`~mixkit.mixers.cutmix.CutMix`: the box
+        is ``cut`` wide, not ``2 * (cut // 2)``; the label is the realised area, as official) and the
+        same partner as the hidden layers (the official code draws a second permutation for it).
+    """
+
+    def __init__(self, model: nn.Module, layers: Layers = None, *, block_size: int = 7, gamma: float = 0.9,
+                 patchup_type: str = "soft", alpha: float = 2.0, cutmix_alpha: float = 1.0, **kw) -> None:
+        super().__init__(model, layers, alpha, **kw)
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1 or block_size % 2 == 0:
+            raise ValueError(f"block_size must be an odd int >= 1 (the block is centred on its seed), got {block_size!r}")
+        self.block_size = int(block_size)
+        self.gamma = check_prob(gamma, "gamma")
+        if patchup_type not in _TYPES:
+            raise ValueError(f"patchup_type must be one of {_TYPES}, got {patchup_type!r}")
+        self.patchup_type = patchup_type
+        self.cutmix_alpha = check_positive(cutmix_alpha, "cutmix_alpha")
+
+    # ------------------------------------------------------------------ masks
+    def sample_keep(self, shape: Sequence[int], gamma_adj: float, generator: Optional[torch.Generator],
+                    device) -> Tensor:
+        """Keep mask ``(n, C, *spatial)`` bool for a hidden map with seed probability ``gamma_adj``
+        (:func:`block_keep_mask`; override to inject a fixed mask)."""
+        return block_keep_mask(shape, gamma_adj, self.block_size, generator, device)
+
+    def _cutmix_keep(self, sizes, n: int, generator, device):
+        lam = sampling.sample_beta(self.cutmix_alpha, self.cutmix_alpha, (n,), generator)
+        lo, hi = box.sample_boxes(sizes, lam, generator)
+        return lam.to(device), ~box.box_mask(lo.to(device), hi.to(device), sizes)
+
+    # ------------------------------------------------------------------ mixing
+    def _mix_with(self, x: Tensor, active: Optional[Tensor], generator: Optional[torch.Generator],
+                  run: Callable[[Tensor], Tensor]) -> MixResult:
+        b, dev = x.shape[0], x.device
+        n = self._n_draws(x)
+        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator).to(dev)
+        partner = self._partner(x, generator)
+        lam = self._deactivate(lam, active, b)
+        layer = self._choose_layer(generator)
+        out: Dict[str, Any] = {}
+
+        def fn(h: Tensor) -> Tensor:
+            self._check_hidden(h, b, layer)
+            d = h.dim() - 2
+            if d not in _POOL:
+                raise ValueError(f"PatchUp needs a feature map (B, C, *spatial) with 1 to 3 spatial dims at layer "
+                                 f"{layer!r}, got shape {tuple(h.shape)}")
+            rows = (slice(None),) + (None,) * (h.dim() - 1)
+            if layer == INPUT:
+                out["lam"], keep = self._cutmix_keep(tuple(h.shape[2:]), n, generator, h.device)
+            else:
+                out["gamma_adj"] = g_adj = adjusted_gamma(self.gamma, self.block_size, h.shape[2:])
+                keep = self.sample_keep((n,) + tuple(h.shape[1:]), g_adj, generator, h.device)
+                if keep.dtype != torch.bool or keep.shape != (n,) + tuple(h.shape[1:]):
+                    raise ValueError(f"sample_keep must return a bool mask of shape {(n,) + tuple(h.shape[1:])}, "
+                                     f"got {keep.dtype} {tuple(keep.shape)}")
+            if active is not None:  # rows not selected by p keep everything
+                keep = keep | ~active.to(keep.device)[rows]
+            out["keep"] = keep
+            partner_h = _ops.gather(h, partner)
+            if layer == INPUT or self.patchup_type == "hard":
+                out["share"] = keep
+                return _ops.where(keep, h, partner_h)
+            w = torch.where(keep, torch.ones((), device=keep.device), lam.to(keep.device)[rows])
+            out["share"] = w
+            return _ops.lerp(h, partner_h, w)
+
+        with mix_at(self.model, layer, fn):
+            logits = run(x)
+
+        keep, share = out["keep"], out["share"]
+        dims = tuple(range(1, keep.dim()))
+        unchanged = keep.float().mean(dims).to(dev)
+        w0 = share.float().mean(dims).to(dev)
+        if layer == INPUT:
+            kind, lam_res, lam_b = "cutmix", self._deactivate(out["lam"].to(dev), active, b), torch.zeros_like(w0)
+        elif self.patchup_type == "hard":
+            kind, lam_res, lam_b = "hard", w0, torch.zeros_like(w0)
+        else:
+            kind, lam_res, lam_b = "soft", lam, lam
+        res = self._pair_result(x, partner, w0, lam=lam_res, active=active,
+                                share=keep if layer == INPUT else None, layer=layer, patchup_type=kind,
+                                unchanged=_rows(unchanged, b), lam_b=_rows(lam_b.float(), b), keep=keep,
+                                gamma_adj=out.get("gamma_adj"))
+        res.outputs = logits
+        return res
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, logits: Tensor, y: Tensor, res: MixResult, num_classes: Optional[int] = None, **kw) -> Tensor:
+        """:func:`patchup_loss` with this mixer's ``num_classes`` and ``smoothing`` as defaults."""
+        kw.setdefault("smoothing", self.smoothing)
+        return patchup_loss(logits, y, res, num_classes if num_classes is not None else self.num_classes, **kw)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", patchup_type={self.patchup_type!r}, block_size={self.block_size}, "
+                f"gamma={self.gamma}, cutmix_alpha={self.cutmix_alpha}")
+
+
+def _rows(v: Tensor, b: int) -> Tensor:
+    return v.expand(b) if v.numel() == 1 else v
+
+
+def patchup_loss(logits: Tensor, y: Tensor, res: MixResult, num_classes: Optional[int] = None, *,
+                 loss_alpha: float = 1.0, loss_beta: float = 1.0, official_precedence: bool = False,
+                 criterion: str = "bce", smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
+    """The PatchUp objective: ``alpha_l * (u * L(t_a) + (1 - u) * L(t_b)) + beta_l * L(t_rw)`` per sample.
+
+    With ``u`` = ``res.params["unchanged"]`` (the official ``portion``: unchanged share of the hidden map,
+    or the CutMix area share at the input) and the official targets:
+
+    * ``t_a = y`` (the anchor's label),
+    * ``t_b = y[perm]`` (hard and input CutMix) or ``lam * y + (1 - lam) * y[perm]`` (soft),
+    * ``t_rw = soft_targets(y, res)`` (the reweighted target),
+
+    and ``L = BCELoss(softmax(logits), t)`` averaged over the classes (``criterion="bce"``, the official
+    loss, :func:`mixkit.bce_on_softmax`) or soft-target cross-entropy (``criterion="ce"``). The paper's
+    objective is the sum of the three terms with unit weights, the default ``loss_alpha = loss_beta = 1``
+    (official ``--loss_params 1 1``). The official ``main.py`` writes
+    ``loss_alpha * L(t_a) * portion + L(t_b) * (1 - portion) + loss_beta * L(t_rw)``, so ``loss_alpha``
+    scales only the first term; ``official_precedence=True`` reproduces that (identical at the default
+    weights). Rows that were not mixed (``res.mixed`` False: the ``p`` coin failed, B = 1) get the plain
+    ``L(y)``, as the official code when ``patchup_prob`` says no.
+
+    Args:
+        logits: ``(B, K)``.
+        y: class ids ``(B,)`` or probabilities ``(B, K)``.
+        res: the :class:`PatchUp` result for this batch.
+        num_classes: K (needed for class ids).
+        smoothing: label smoothing of each source label (default 0).
+        reduction: ``"mean"`` (default; equals the official batch-mean BCE), ``"sum"`` or ``"none"``.
+    """
+    from .._validate import check_labels
+
+    if criterion not in ("bce", "ce"):
+        raise ValueError(f"criterion must be 'bce' (official BCELoss on softmax) or 'ce', got {criterion!r}")
+    num_classes = check_num_classes(num_classes)
+    y = check_labels(y, res.batch_size, num_classes)
+    if logits.dim() != 2 or logits.shape[0] != res.batch_size:
+        raise ValueError(f"logits must have shape (B, K) with B={res.batch_size}, got {tuple(logits.shape)}")
+    crit = bce_on_softmax if criterion == "bce" else soft_cross_entropy
+    Y = one_hot(y, num_classes, smoothing) if y.dim() == 1 else smooth(y, smoothing)
+    Y = Y.to(logits.device)
+    b = res.batch_size
+    dev = logits.device
+    t_rw = soft_targets(y, res, num_classes, smoothing).to(dev)
+    l_a = crit(logits, Y, reduction="none")
+    mixed = res.mixed.to(dev) if res.mixed is not None else torch.ones(b, dtype=torch.bool, device=dev)
+    if res.k < 2 or "unchanged" not in res.params:
+        per = l_a
+    else:
+        u = res.params["unchanged"].to(dev, torch.float32)
+        lam_b = res.params["lam_b"].to(dev, torch.float32).unsqueeze(1)
+        Yp = Y[res.index[:, 1].to(dev)]
+        t_b = lam_b * Y + (1.0 - lam_b) * Yp
+        l_b = crit(logits, t_b, reduction="none")
+        l_rw = crit(logits, t_rw, reduction="none")
+        if official_precedence:
+            per = loss_alpha * u * l_a + (1.0 - u) * l_b + loss_beta * l_rw
+        else:
+            per = loss_alpha * (u * l_a + (1.0 - u) * l_b) + loss_beta * l_rw
+        per = torch.where(mixed, per, l_a)
+    if reduction == "mean":
+        return per.mean()
+    if reduction == "sum":
+        return per.sum()
+    if reduction == "none":
+        return per
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
