@@ -132,3 +132,22 @@ def test_parallel_jobs_give_the_serial_numbers(tmp_path):
     keep = lambda rs: sorted((r["method"], r["seed"], r["epoch"], r["train_loss"], r["test_top1"]) for r in rs)
     a, b = read_jsonl(tmp_path / "serial" / "results.jsonl"), read_jsonl(tmp_path / "par" / "results.jsonl")
     assert len(a) == 8 and keep(a) == keep(b)
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    args = ["bench", "--dataset", "digits", "--n-train", "96", "--n-test", "48", "--batch-size", "32",
+            "--methods", "vanilla,mixup", "--seeds", "2", "--epochs", "200", "--no-corruptions", "--no-fgsm",
+            "--no-occlusion", "--quiet", "--jobs", "2", "--out", str(tmp_path)]
+    proc = _cli(args, start_new_session=True)
+    state = tmp_path / "state"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (state.exists() and len(list(state.glob("*.pt"))) >= 2):
+        time.sleep(0.1)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(3)  # workers notice within 0.5 s
+    before = {p: p.stat().st_mtime_ns for p in state.glob("*")}
+    time.sleep(2)
+    after = {p: p.stat().st_mtime_ns for p in state.glob("*")}
+    assert before == after, "orphaned workers are still writing"

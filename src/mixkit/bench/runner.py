@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -124,6 +125,23 @@ def _run_serial(cfg, ds, method, seed, out, resume, flush, bar) -> None:
 
 def _worker_init() -> None:
     torch.set_num_threads(1)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it dies (a killed ``mixkit bench`` must not leave
+    workers writing into its output folder)."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mixkit-parent-watch").start()
 
 
 def _worker_run(cfg_dict, method, seed, out, resume):

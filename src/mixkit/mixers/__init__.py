@@ -7,9 +7,11 @@ from .fmix import FMix
 from .gmix import GMix
 from .hmix import HMix
 from .gridmix import GridMix
+from .manifold import ManifoldMixup
 from .mixup import MixUp
+from .patchup import PatchUp
 from .resizemix import ResizeMix
 from .smoothmix import SmoothMix
 
-__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix",
+__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix", "ManifoldMixup", "PatchUp",
            "RandomChoice", "Alternate", "Scheduled"]
