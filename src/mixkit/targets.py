@@ -61,4 +61,5 @@ def soft_targets(y: Tensor, res: MixResult, num_classes: Optional[int] = None, s
         Y = smooth(y, smoothing)
     index = res.index.to(Y.device)
     w = res.weights.to(Y.device, torch.float32)
-    return torch.einsum("bk,bkc->bc", w, Y[index])
+    # elementwise, not einsum/matmul: autocast would run a matmul in fp16/bf16 (labels stay float32)
+    return (w.unsqueeze(-1) * Y[index]).sum(1)
