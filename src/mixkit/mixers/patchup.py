@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .. import sampling
 from .._validate import check_num_classes, check_positive, check_prob
 from ..hooks import INPUT, mix_at
-from ..losses import bce_on_softmax, soft_cross_entropy
+from ..losses import _reduce, bce_on_softmax, soft_cross_entropy
 from ..masks import box
 from ..result import MixResult
 from ..targets import one_hot, smooth, soft_targets
@@ -285,10 +285,4 @@ def patchup_loss(logits: Tensor, y: Tensor, res: MixResult, num_classes: Optiona
         else:
             per = loss_alpha * (u * l_a + (1.0 - u) * l_b) + loss_beta * l_rw
         per = torch.where(mixed, per, l_a)
-    if reduction == "mean":
-        return per.mean()
-    if reduction == "sum":
-        return per.sum()
-    if reduction == "none":
-        return per
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return _reduce(per, reduction)
