@@ -247,3 +247,11 @@ def test_mix_dense_resizes_mask_nearest():
     assert out.shape == (4, 8, 8) and out.dtype == seg.dtype
     with pytest.raises(ValueError, match="spatial"):
         res.mix_dense(torch.zeros(4, 8, dtype=torch.long))
+
+
+@pytest.mark.parametrize("shape", [0.2, 1.0, 3.5])
+def test_fallback_gamma_sampler_ks(shape):
+    from mixkit.sampling import _gamma64_marsaglia_tsang
+
+    s = _gamma64_marsaglia_tsang(shape, torch.Size((20000,)), torch.Generator().manual_seed(5)).numpy()
+    assert stats.kstest(s, stats.gamma(shape).cdf).pvalue > 1e-3

@@ -4,8 +4,9 @@ Every function takes an explicit ``torch.Generator`` (or ``None`` for torch's de
 draws on that generator's device, so the same seed gives the same parameters on CPU and GPU.
 No numpy or ``random`` global state is touched.
 
-Beta and Gamma variates are sampled with the Marsaglia–Tsang (2000) squeeze/rejection method, written
-here because ``torch.distributions`` cannot take a generator.
+Gamma variates (hence Beta and Dirichlet) come from ``torch._standard_gamma``, PyTorch's own sampler,
+which takes a generator (``torch.distributions`` does not expose one); a Marsaglia–Tsang (2000)
+rejection sampler is kept as the fallback for a torch without it, and is tested on its own.
 """
 from __future__ import annotations
 
@@ -64,15 +65,31 @@ def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: 
     if alpha <= 0 or beta <= 0:
         raise ValueError(f"Beta parameters must be > 0, got alpha={alpha}, beta={beta}")
     size = _as_size(size)
-    ga = _gamma64(alpha, size, generator)
-    gb = _gamma64(beta, size, generator)
+    if alpha == 1.0 and beta == 1.0:  # Beta(1, 1) is U(0, 1): one draw
+        return torch.rand(size, generator=generator, device=gen_device(generator), dtype=torch.float64).to(dtype)
+    g = _gamma64_pair(alpha, beta, size, generator)
+    ga, gb = g[0], g[1]
     s = ga + gb
     out = torch.where(s > 0, ga / s.clamp_min(1e-300), torch.full_like(s, 0.5))
     return out.to(dtype)
 
 
 def _gamma64(a: float, size: torch.Size, generator) -> Tensor:
-    # Same algorithm as sample_gamma but kept in float64 for the Beta ratio.
+    """Gamma(a, 1) float64 draws of shape ``size`` from ``generator``.
+
+    Uses PyTorch's own sampler (``torch._standard_gamma``, what ``torch.distributions.Gamma`` calls),
+    which accepts a generator; one fused op, about 40x faster than a Python-level rejection loop.
+    """
+    dev = gen_device(generator)
+    conc = torch.full(tuple(size), float(a), dtype=torch.float64, device=dev)
+    try:
+        return torch._standard_gamma(conc, generator=generator)
+    except (TypeError, RuntimeError, AttributeError):  # pragma: no cover - a future torch without it
+        return _gamma64_marsaglia_tsang(a, size, generator)
+
+
+def _gamma64_marsaglia_tsang(a: float, size: torch.Size, generator) -> Tensor:
+    """Gamma(a, 1) by Marsaglia & Tsang (2000), vectorised rejection; the fallback of :func:`_gamma64`."""
     dev = gen_device(generator)
     n = int(torch.Size(size).numel())
     a1 = a + 1.0 if a < 1 else float(a)
@@ -88,10 +105,21 @@ def _gamma64(a: float, size: torch.Size, generator) -> Tensor:
         ok = (v > 0) & (torch.log(u) < 0.5 * z * z + d - d * v + d * torch.log(v.clamp_min(1e-300)))
         result[todo[ok]] = (d * v)[ok]
         todo = todo[~ok]
-    if a < 1:
+    if a < 1:  # boost: Gamma(a) = Gamma(a + 1) * U**(1/a), in log space against underflow
         u = torch.rand(n, generator=generator, device=dev, dtype=torch.float64)
         result = torch.exp(torch.log(result) + torch.log(u.clamp_min(1e-300)) / a)
     return result.reshape(size)
+
+
+def _gamma64_pair(a: float, b: float, size: torch.Size, generator) -> Tensor:
+    """``(2, *size)`` independent Gamma(a) and Gamma(b) draws in one sampler call."""
+    dev = gen_device(generator)
+    conc = torch.tensor([float(a), float(b)], dtype=torch.float64, device=dev).view(2, *([1] * len(size)))
+    conc = conc.expand(2, *size).contiguous()
+    try:
+        return torch._standard_gamma(conc, generator=generator)
+    except (TypeError, RuntimeError, AttributeError):  # pragma: no cover - a future torch without it
+        return torch.stack([_gamma64_marsaglia_tsang(a, size, generator), _gamma64_marsaglia_tsang(b, size, generator)])
 
 
 def sample_dirichlet(alpha: float, k: int, size=(), generator: Optional[torch.Generator] = None) -> Tensor:

@@ -1,6 +1,7 @@
 """Atomic file writes and run metadata for the benchmark (nothing is lost when a run is killed)."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -80,7 +81,10 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+@functools.lru_cache(maxsize=1)
 def _git_hash() -> str | None:
+    """The commit of the code this process loaded (read once: a long run keeps reporting the code it
+    started with even if the checkout moves on)."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)

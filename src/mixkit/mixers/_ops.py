@@ -51,3 +51,23 @@ def where(keep: Tensor, x: Tensor, partner: Tensor, out: Optional[Tensor] = None
     if out is not None:
         return torch.where(keep, x, partner, out=out)
     return keep_format(torch.where(keep, x, partner), x)
+
+
+def mix_pair(x: Tensor, partner_index: Tensor, share: Tensor, inplace: bool = False) -> Tensor:
+    """``share * x + (1 - share) * x[partner_index]``: the two-source blend every region method ends with.
+
+    ``share`` is the anchor's share, float (per row or per pixel, broadcastable to ``x``) or a bool keep
+    mask (hard masks: an exact copy of each pixel's source). The partner batch is gathered once and, being
+    a fresh copy, the blend is written into it, so a call allocates one batch rather than two -- unless
+    autograd has to record the blend (then a new tensor) or ``inplace`` (then ``x`` is overwritten).
+    """
+    partner = gather(x, partner_index)
+    if inplace:
+        out = x
+    elif torch.is_grad_enabled() and x.requires_grad:
+        out = None
+    else:
+        out = partner
+    if share.dtype == torch.bool:
+        return where(share, x, partner, out=out)
+    return lerp(x, partner, share, out=out)

@@ -111,9 +111,6 @@ class Mixer(nn.Module):
         """Partner index ``(B,)`` on ``x``'s device."""
         return sampling.permutation(x.shape[0], generator, self.no_self_pairs).to(x.device)
 
-    def _out(self, x: Tensor) -> Optional[Tensor]:
-        return x if self.inplace else None
-
     @staticmethod
     def _deactivate(v: Tensor, active: Optional[Tensor], b: int) -> Tensor:
         """Set per-row values (lambda ``(B,)`` or share maps ``(B, ...)``) to 1 on rows not selected by p."""

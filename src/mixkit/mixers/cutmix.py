@@ -67,7 +67,7 @@ class CutMix(Mixer):
             x_mix = _ops.keep_format(out, x)
         else:
             keep = ~box.box_mask(lo, hi, sizes)
-            x_mix = _ops.where(keep, x, _ops.gather(x, partner), out=self._out(x))
+            x_mix = _ops.mix_pair(x, partner, keep, self.inplace)
         if not self.correct_lam:
             w0 = lam
         return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=keep,

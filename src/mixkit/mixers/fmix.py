@@ -74,15 +74,11 @@ class FMix(Mixer):
         partner = self._partner(x, generator)
         lam = self._deactivate(lam.to(dev), active, b)
         share = self._deactivate(share, active, b)
-        x_b = _ops.gather(x, partner)
-        # x_b is a fresh copy: blend into it (saves an allocation) unless autograd needs it kept
-        out = x if self.inplace else (None if torch.is_grad_enabled() and x.requires_grad else x_b)
+        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
         if hard:
-            x_mix = _ops.where(share, x, x_b, out=out)
             num = share.flatten(1).sum(1)  # exact integer counts per mask
             realised = num.double() / numel
         else:
-            x_mix = _ops.lerp(x, x_b, share, out=out)
             realised = share.flatten(1).double().mean(1)
             num = torch.round(realised * numel).long()  # the centre of the ramp
         w0 = torch.ones(b, device=dev) if self.reformulate else realised.float()

@@ -68,6 +68,6 @@ class GMix(Mixer):
         g = gaussian.gaussian_kernel(sizes, centre, sigma, device=dev)
         share = torch.where(minority.view(-1, 1, *([1] * d)), g, 1.0 - g)
         w0 = share.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)
-        x_mix = _ops.lerp(x, _ops.gather(x, partner), share, out=self._out(x))
+        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
         return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=share,
                                  centre=centre, sigma=sigma, minority_anchor=minority)

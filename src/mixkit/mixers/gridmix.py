@@ -139,7 +139,7 @@ class GridMix(Mixer):
             lam = self._deactivate(lam, active, b)
         keep = ~grid.grid_mask(sizes, params)  # (n, 1, *sizes): True where the anchor stays
         w0 = 1.0 - grid.hole_volume(params).double() / math.prod(sizes)
-        x_mix = _ops.where(keep, x, _ops.gather(x, partner), out=self._out(x))
+        x_mix = _ops.mix_pair(x, partner, keep, self.inplace)
         return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=keep,
                                  **params._asdict())
 

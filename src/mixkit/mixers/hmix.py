@@ -110,7 +110,7 @@ class HMix(Mixer):
             hi = torch.where(active.to(dev).unsqueeze(1), hi, lo)
             lam = self._deactivate(lam, active, b)
         share, w0, mixup_lam, cutmix_lam = hmix_share(sizes, lam, lo, hi)
-        x_mix = _ops.lerp(x, _ops.gather(x, partner), share, out=self._out(x))
+        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
         return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=share,
                                  box_lo=lo, box_hi=hi, mixup_lam=mixup_lam, cutmix_lam=cutmix_lam)
 

@@ -41,7 +41,7 @@ class MixUp(Mixer):
         lam = self.sample_lam(self._n_draws(x), generator).to(x.device)
         partner = self._partner(x, generator)
         lam = self._deactivate(lam, active, b)
-        x_mix = _ops.lerp(x, _ops.gather(x, partner), _ops.rows_view(lam, x), out=self._out(x))
+        x_mix = _ops.mix_pair(x, partner, _ops.rows_view(lam, x), self.inplace)
         w0 = torch.ones_like(lam) if self.reformulate else lam
         if self.reformulate and active is not None:
             w0 = torch.ones(b, device=x.device)

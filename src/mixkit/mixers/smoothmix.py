@@ -73,7 +73,7 @@ class SmoothMix(Mixer):
         k = gaussian.gaussian_kernel(sizes, centre, sigma, device=dev)
         share = self._deactivate(1.0 - k, active, b)
         w0 = (share.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)).float()
-        x_mix = _ops.lerp(x, _ops.gather(x, partner), share, out=self._out(x))
+        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
         return self._pair_result(x_mix, partner, w0, lam=w0, active=active, share=share,
                                  centre=centre, sigma=sigma)
 
