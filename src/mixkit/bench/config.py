@@ -14,8 +14,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["BenchConfig", "PRESETS", "DEFAULT_METHODS", "load_config_file"]
 
-#: the default comparison: every hand-crafted mixer
-DEFAULT_METHODS = ("vanilla", "mixup", "cutmix", "fmix", "hmix", "gmix", "resizemix", "smoothmix", "gridmix", "dirichlet_mixup")
+#: the default comparison: every hand-crafted mixer and the hidden-layer methods (the saliency methods cost
+#: an extra forward/backward per step; add them with --methods)
+DEFAULT_METHODS = ("vanilla", "mixup", "cutmix", "fmix", "hmix", "gmix", "resizemix", "smoothmix", "gridmix",
+                   "dirichlet_mixup", "manifold_mixup", "patchup")
 
 #: training recipes from the papers (SGD, momentum 0.9). ``milestones`` are fractions of the epochs.
 PRESETS: Dict[str, Dict[str, Any]] = {
