@@ -23,9 +23,12 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -n 2 tests
 
+# peers for the speed benchmark; timm without its dependencies, because PyPI's torchvision does not load
+# beside the pinned CPU torch (benchmarks/speed.py loads timm's mixup module on its own)
 bench-speed: setup
-	$(BIN)/pip install -q timm kornia $(TORCH_PIN)
-	$(BIN)/python benchmarks/speed.py
+	$(BIN)/pip install -q kornia $(TORCH_PIN)
+	$(BIN)/pip install -q --no-deps timm
+	$(BIN)/python benchmarks/speed.py --threads 1 --out docs/speed.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
