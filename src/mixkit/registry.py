@@ -130,6 +130,16 @@ _SPECS: Tuple[MethodSpec, ...] = (
         {"patchup_type": "hard", "block_size": 7, "gamma": 0.5, "p": 0.7}, (1, 2, 3), True,
         "swap (hard) / interpolate (soft) DropBlock-style blocks of a hidden feature map",
         "Faramarzi et al., AAAI 2022 (arXiv:2006.07794)"),
+    MethodSpec(
+        "saliencymix", "mixkit.mixers.saliencymix:SaliencyMix", {"alpha": 1.0}, (1, 2, 3), False,
+        "CutMix box centred on the source's fine-grained static-saliency peak (one map per batch)",
+        "Uddin et al., ICLR 2021 (arXiv:2006.01791)"),
+    MethodSpec(
+        "comixup", "mixkit.mixers.comixup:CoMixup",
+        {"alpha": 2.0, "m_block_num": 4, "m_part": 20, "m_beta": 0.32, "m_gamma": 1.0, "m_thres": 0.83,
+         "m_eta": 0.05, "m_omega": 0.001, "set_resolve": True, "m_niter": 4, "clean_lam": 1.0},
+        (1, 2, 3), True, "joint saliency-guided multi-input mixing with a supermodular diversity penalty",
+        "Kim et al., ICLR 2021 (arXiv:2102.03065)", aliases=("co_mixup",)),
 )
 
 _BY_NAME: Dict[str, MethodSpec] = {s.name: s for s in _SPECS}

@@ -1,5 +1,6 @@
 """One module per method family; each mixer = sample params -> apply (no hidden state)."""
 from .base import Mixer
+from .comixup import CoMixup
 from .compose import Alternate, RandomChoice, Scheduled
 from .cutmix import CutMix
 from .dirichlet import DirichletMixUp
@@ -11,7 +12,8 @@ from .manifold import ManifoldMixup
 from .mixup import MixUp
 from .patchup import PatchUp
 from .resizemix import ResizeMix
+from .saliencymix import SaliencyMix
 from .smoothmix import SmoothMix
 
-__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix", "ManifoldMixup", "PatchUp",
+__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix", "ManifoldMixup", "PatchUp", "SaliencyMix", "CoMixup",
            "RandomChoice", "Alternate", "Scheduled"]
