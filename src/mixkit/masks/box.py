@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .. import sampling
 
-__all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "box_mask", "box_volume"]
+__all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "box_mask", "outside_mask", "box_volume"]
 
 
 def cut_lengths(sizes: Sequence[int], lam: Tensor, ratio: float = 1.0) -> Tensor:
@@ -74,18 +74,31 @@ def sample_boxes(sizes: Sequence[int], lam: Tensor, generator: Optional[torch.Ge
 
 def box_mask(lo: Tensor, hi: Tensor, sizes: Sequence[int], device=None) -> Tensor:
     """Boolean ``(n, 1, *sizes)`` mask, True inside ``[lo, hi)``."""
+    return _axis_masks(lo, hi, sizes, device, outside=False)
+
+
+def outside_mask(lo: Tensor, hi: Tensor, sizes: Sequence[int], device=None) -> Tensor:
+    """Boolean ``(n, 1, *sizes)`` mask, True outside ``[lo, hi)``: ``~box_mask`` built from the small per-axis
+    masks (De Morgan), without negating a full-size mask."""
+    return _axis_masks(lo, hi, sizes, device, outside=True)
+
+
+def _axis_masks(lo: Tensor, hi: Tensor, sizes: Sequence[int], device, outside: bool) -> Tensor:
     n, d = lo.shape
     device = lo.device if device is None else device
     lo, hi = lo.to(device), hi.to(device)
-    inside = None
+    out = None
     for i, s in enumerate(sizes):
         ar = torch.arange(s, device=device)
-        m = (ar >= lo[:, i, None]) & (ar < hi[:, i, None])  # (n, s)
+        if outside:
+            m = (ar < lo[:, i, None]) | (ar >= hi[:, i, None])  # (n, s)
+        else:
+            m = (ar >= lo[:, i, None]) & (ar < hi[:, i, None])
         shape = [n] + [1] * d
         shape[1 + i] = s
         m = m.view(shape)
-        inside = m if inside is None else inside & m
-    return inside.unsqueeze(1)
+        out = m if out is None else ((out | m) if outside else (out & m))
+    return out.unsqueeze(1)
 
 
 def box_volume(lo: Tensor, hi: Tensor) -> Tensor:

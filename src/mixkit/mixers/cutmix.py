@@ -59,14 +59,13 @@ class CutMix(Mixer):
             hi = torch.where(active.unsqueeze(1), hi, lo)
             lam = self._deactivate(lam, active, b)
         w0 = 1.0 - box.box_volume(lo, hi).double() / math.prod(sizes)
-        if self.mode == "batch":
-            keep = ~box.box_mask(lo, hi, sizes)
-            out = x if self.inplace else x.clone()
-            region = (slice(None), slice(None)) + tuple(slice(int(a), int(z)) for a, z in zip(lo[0], hi[0]))
+        keep = box.outside_mask(lo, hi, sizes)
+        if self.mode == "batch":  # one box: copy only its region from the partners
+            out = x if self.inplace else x.clone()  # clone keeps the memory format
+            region = (slice(None), slice(None)) + tuple(slice(a, z) for a, z in zip(lo[0].tolist(), hi[0].tolist()))
             out[region] = x[region].index_select(0, partner)
-            x_mix = _ops.keep_format(out, x)
+            x_mix = out
         else:
-            keep = ~box.box_mask(lo, hi, sizes)
             x_mix = _ops.mix_pair(x, partner, keep, self.inplace)
         if not self.correct_lam:
             w0 = lam

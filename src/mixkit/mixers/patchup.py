@@ -152,7 +152,7 @@ class PatchUp(HiddenLayerMixer):
     def _cutmix_keep(self, sizes, n: int, generator, device):
         lam = sampling.sample_beta(self.cutmix_alpha, self.cutmix_alpha, (n,), generator)
         lo, hi = box.sample_boxes(sizes, lam, generator)
-        return lam.to(device), ~box.box_mask(lo.to(device), hi.to(device), sizes)
+        return lam.to(device), box.outside_mask(lo.to(device), hi.to(device), sizes)
 
     # ------------------------------------------------------------------ mixing
     def _mix_with(self, x: Tensor, active: Optional[Tensor], generator: Optional[torch.Generator],

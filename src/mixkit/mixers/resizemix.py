@@ -124,7 +124,7 @@ class ResizeMix(Mixer):
             hi = torch.where(active.unsqueeze(1), hi, lo)
             lam = self._deactivate(lam, active, b)
         w0 = 1.0 - box.box_volume(lo, hi).double() / math.prod(sizes)
-        keep = ~box.box_mask(lo, hi, sizes)
+        keep = box.outside_mask(lo, hi, sizes)
         if self.mode == "batch":
             x_mix = self._paste_batch(x, partner, corner, patch)
         else:

@@ -122,7 +122,7 @@ class SaliencyMix(Mixer):
             hi = torch.where(active.to(dev).unsqueeze(1), hi, lo)
             lam = self._deactivate(lam, active, b)
         w0 = 1.0 - box.box_volume(lo, hi).double() / math.prod(sizes)
-        keep = ~box.box_mask(lo, hi, sizes)
+        keep = box.outside_mask(lo, hi, sizes)
         if n == 1:
             out = x if self.inplace else x.clone()
             region = (slice(None), slice(None)) + tuple(slice(int(a), int(z)) for a, z in zip(lo[0], hi[0]))
