@@ -4,7 +4,7 @@
 """
 from .losses import SoftTargetCrossEntropy, bce_on_softmax, bce_with_logits_soft, mixed_loss, soft_cross_entropy
 from .integrations import MixCollate, MixTransform
-from .mixers import Alternate, CoMixup, CutMix, DirichletMixUp, FMix, GMix, GridMix, HMix, ManifoldMixup, Mixer, MixUp, PatchUp, RandomChoice, ResizeMix, SaliencyMix, Scheduled, SmoothMix
+from .mixers import Alternate, CoMixup, CutMix, DirichletMixUp, FMix, GMix, GridMix, HMix, ManifoldMixup, Mixer, MixUp, PatchUp, PuzzleMix, RandomChoice, ResizeMix, SaliencyMix, Scheduled, SmoothMix
 from .result import MixResult
 from .targets import one_hot, smooth, soft_targets
 
@@ -26,6 +26,7 @@ __all__ = [
     "PatchUp",
     "SaliencyMix",
     "CoMixup",
+    "PuzzleMix",
     "RandomChoice",
     "Alternate",
     "Scheduled",

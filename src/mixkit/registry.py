@@ -140,6 +140,12 @@ _SPECS: Tuple[MethodSpec, ...] = (
          "m_eta": 0.05, "m_omega": 0.001, "set_resolve": True, "m_niter": 4, "clean_lam": 1.0},
         (1, 2, 3), True, "joint saliency-guided multi-input mixing with a supermodular diversity penalty",
         "Kim et al., ICLR 2021 (arXiv:2102.03065)", aliases=("co_mixup",)),
+    MethodSpec(
+        "puzzlemix", "mixkit.mixers.puzzlemix:PuzzleMix",
+        {"alpha": 1.0, "n_labels": 3, "beta": 1.2, "gamma": 0.5, "eta": 0.2, "neigh_size": 4, "transport": True,
+         "t_eps": 0.8, "t_size": -1, "clean_lam": 0.0, "adv_p": 0.0, "adv_eps": 10.0, "block_num": None},
+        (2,), True, "saliency-guided block mixing: exact 3-label graph labelling and optimal-transport block moves",
+        "Kim, Choo, Song, ICML 2020 (arXiv:2009.06962)", aliases=("puzzle_mix",)),
 )
 
 _BY_NAME: Dict[str, MethodSpec] = {s.name: s for s in _SPECS}

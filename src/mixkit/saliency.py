@@ -41,7 +41,7 @@ Its overall scale depends on ``clean_lam`` and the loss; the mixers normalise it
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional, Union
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F

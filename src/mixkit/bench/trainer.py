@@ -12,6 +12,7 @@ GPU). Rank 0 evaluates and writes files.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
 import statistics
@@ -87,8 +88,12 @@ def method_params(cfg: BenchConfig, method: str) -> Dict[str, Any]:
     return params
 
 
-def build_mixer(cfg: BenchConfig, method: str, num_classes: int, model: Optional[nn.Module] = None):
-    """The mixer for ``method`` (``None`` for vanilla), with the config's mode and explicit params."""
+def build_mixer(cfg: BenchConfig, method: str, num_classes: int, model: Optional[nn.Module] = None,
+                mean=None, std=None):
+    """The mixer for ``method`` (``None`` for vanilla), with the config's mode and explicit params.
+
+    ``mean``/``std`` (the dataset's normalisation) go to methods that take them, e.g. PuzzleMix, whose
+    smoothness term and adversarial step work on de-normalised pixels."""
     if method == "vanilla":
         return None
     kw = method_params(cfg, method)
@@ -96,6 +101,10 @@ def build_mixer(cfg: BenchConfig, method: str, num_classes: int, model: Optional
     kw["num_classes"] = num_classes
     if registry.spec(method).needs_model:
         kw["model"] = model
+    accepted = inspect.signature(registry.get_class(method).__init__).parameters
+    for name, value in (("mean", mean), ("std", std)):
+        if value is not None and name in accepted and name not in kw:
+            kw[name] = tuple(value)
     return registry.create(method, **kw)
 
 
@@ -175,7 +184,7 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
     n = ds.x_train.shape[0]
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
-    mixer = build_mixer(cfg, method, ds.num_classes, model)
+    mixer = build_mixer(cfg, method, ds.num_classes, model, ds.mean, ds.std)
     params = method_params(cfg, method)
     K = ds.num_classes
     mean = torch.tensor(ds.mean, device=device).view(1, -1, *([1] * ds.spatial_dims))

@@ -11,9 +11,10 @@ from .gridmix import GridMix
 from .manifold import ManifoldMixup
 from .mixup import MixUp
 from .patchup import PatchUp
+from .puzzlemix import PuzzleMix
 from .resizemix import ResizeMix
 from .saliencymix import SaliencyMix
 from .smoothmix import SmoothMix
 
-__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix", "ManifoldMixup", "PatchUp", "SaliencyMix", "CoMixup",
+__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix", "ManifoldMixup", "PatchUp", "SaliencyMix", "CoMixup", "PuzzleMix",
            "RandomChoice", "Alternate", "Scheduled"]
