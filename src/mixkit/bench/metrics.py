@@ -591,20 +591,10 @@ def pgd_accuracy(
     device: torch.device | str | None = None,
 ) -> float:
     """Top-1 accuracy under :func:`pgd_attack` (default: eps 8/255, step 2/255, 10 steps, random start)."""
-    eps, alpha = _check_eps(eps), _check_eps(alpha, "alpha")
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    norm, y, bs, dev, dtype = _attack_setup(model, x, y, normalize, mean, std, batch_size, device)
-    g = _default_generator(generator)
-    correct = 0
-    with _eval_mode(model):
-        for start in range(0, x.shape[0], bs):
-            xb, yb = x[start : start + bs], y[start : start + bs]
-            x_adv = _pgd_batch(model, norm, xb, yb, eps, alpha, steps, random_start, g, dev, dtype)
-            with torch.no_grad():
-                pred = _forward(model, norm, x_adv, dev, dtype).argmax(dim=1).cpu()
-            correct += int((pred == yb.cpu()).sum())
-    return correct / x.shape[0]
+    x_adv = pgd_attack(model, x, y, eps, alpha, steps, normalize, random_start=random_start, generator=generator,
+                       mean=mean, std=std, batch_size=batch_size, device=device)
+    logits = predict(model, x_adv, _resolve_normalize(normalize, mean, std), batch_size, device)
+    return accuracy(logits, y.cpu())
 
 
 # ---------------------------------------------------------------------------------------------
