@@ -154,20 +154,39 @@ def _run_parallel(cfg, todo, out, resume, flush, bar) -> None:
     its checkpoint and records after each epoch, so an interruption loses nothing; results.jsonl is
     rewritten as runs finish."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
+
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     d = cfg.to_dict()
     d["progress"] = False
-    with ProcessPoolExecutor(max_workers=min(cfg.resolved_jobs(), len(todo)), mp_context=mp.get_context("spawn"), initializer=_worker_init) as ex:
+    shown: Dict[tuple, int] = {}  # epochs already counted on the bar, per run
+
+    def show(key, records):
+        if bar is None or not records:
+            return
+        new = len(records) - shown.get(key, 0)
+        if new > 0:
+            shown[key] = len(records)
+            r = records[-1]
+            bar.update(new)
+            bar.set_postfix_str(f"{key[0]} s{key[1]} ep{r['epoch'] + 1} loss {r['train_loss']:.3f} "
+                                f"acc {100 * r.get('test_top1', float('nan')):.1f}%")
+
+    with ProcessPoolExecutor(max_workers=min(cfg.resolved_jobs(), len(todo)), mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init) as ex:
         futs = {ex.submit(_worker_run, d, m, s, str(out), resume): (m, s) for m, s in todo}
-        for fut in as_completed(futs):
-            m, s = futs[fut]
-            records = fut.result()
-            flush((m, s), records)
-            if bar is not None:
-                bar.update(cfg.epochs)
-                r = records[-1]
-                bar.set_postfix_str(f"done {m} s{s}: acc {100 * r.get('test_top1', float('nan')):.1f}%")
+        pending = set(futs)
+        while pending:
+            finished, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+            for fut in finished:  # a finished run: its records go into results.jsonl
+                key = futs[fut]
+                records = fut.result()
+                flush(key, records)
+                show(key, records)
+            for fut in pending:  # live progress: the per-epoch records each worker writes atomically
+                key = futs[fut]
+                show(key, read_jsonl(Path(out) / "state" / f"{key[0]}-s{key[1]}.jsonl"))
 
 
 def _init_distributed(cfg: BenchConfig) -> None:
