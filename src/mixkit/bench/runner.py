@@ -60,7 +60,17 @@ def run_bench(cfg: BenchConfig, *, resume: bool = True, report: bool = True) -> 
     """Train every (method, seed), write ``results.jsonl`` after every epoch and ``report.md`` at the end."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    _init_distributed(cfg)
+    joined = _init_distributed(cfg)
+    try:
+        return _run_bench(cfg, resume, report)
+    finally:
+        if joined:  # tear the group down: gloo threads alive at interpreter exit abort the process
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run_bench(cfg: BenchConfig, resume: bool, report: bool) -> Path:
     di = DistInfo()
     out = Path(cfg.out)
     ds = load_bench_data(cfg)
@@ -189,14 +199,16 @@ def _run_parallel(cfg, todo, out, resume, flush, bar) -> None:
                 show(key, read_jsonl(Path(out) / "state" / f"{key[0]}-s{key[1]}.jsonl"))
 
 
-def _init_distributed(cfg: BenchConfig) -> None:
-    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1): nccl on GPU, gloo on CPU."""
+def _init_distributed(cfg: BenchConfig) -> bool:
+    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1): nccl on GPU, gloo on CPU.
+    Returns whether this call created the group (and so must destroy it)."""
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
-        return
+        return False
     use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return True
 
 
 def write_gallery(cfg: BenchConfig, ds: DataSplit, path: Path, n: int = 6) -> Optional[Path]:
