@@ -12,6 +12,16 @@ plus ``docs/img/masks_overview.png`` (8 anchor-share masks per method, 28x28, sa
 landing page. Every picture uses seed 0 and the command's defaults (``--mode sample``, ``--n`` 8 images
 or 4 sequences), so running the command by hand reproduces it exactly.
 
+Methods that need a model get what ``mixkit show`` gives them: the benchmark's resnet8 (cnn1d for
+sequences) trained for the command's default number of steps (trained once per dataset in this
+process). A few pictures pass extra ``--param`` values, listed in :data:`DOC_PARAMS` and in the
+pages' captions, and :data:`VARIANTS` adds second pictures of some methods:
+
+* ``manifold_mixup.png``: ``--param layers=layer1`` (seed 0 would draw the input layer, i.e. plain
+  MixUp; the page is about hidden states);
+* ``saliencymix_gradient.png``: ``--param saliency=gradient`` (the input-gradient saliency of the
+  trained model instead of the static one).
+
 Methods whose module is still missing are listed at the end as "image pending". ``--wait SECONDS``
 polls for them (every 20 s) before giving up.
 
@@ -34,6 +44,11 @@ import torch  # noqa: E402
 from mixkit import cli, registry, viz  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: ``--param`` values of the docs pictures that differ from the command's defaults (stated in the captions)
+DOC_PARAMS = {"manifold_mixup": {"layers": "layer1"}}
+#: extra pictures: method -> [(file stem, params)]
+VARIANTS = {"saliencymix": [("saliencymix_gradient", {"saliency": "gradient"})]}
 
 
 def _data(name: str):
@@ -64,16 +79,15 @@ def main(argv=None) -> int:
         for name in list(todo):
             if not registry.is_available(name):
                 continue
-            if registry.spec(name).needs_model:
-                print(f"skip {name}: needs a model", file=sys.stderr)
-                todo.remove(name)
-                continue
             dims = registry.spatial_dims(name)
-            if images.spatial_dims in dims:
-                print(cli.render(name, images, str(out / f"{name}.png"), seed=0))
-            if 1 in dims:
-                sequences = sequences or _data("mnist1d")
-                print(cli.render(name, sequences, str(out / f"{name}_1d.png"), seed=0))
+            pictures = [(name, DOC_PARAMS.get(name, {}))] + VARIANTS.get(name, [])
+            for stem, params in pictures:
+                if images.spatial_dims in dims:
+                    print(cli.render(name, images, str(out / f"{stem}.png"), seed=0, params={None: dict(params)}))
+                if 1 in dims:
+                    sequences = sequences or _data("mnist1d")
+                    print(cli.render(name, sequences, str(out / f"{stem}_1d.png"), seed=0,
+                                     params={None: dict(params)}))
             todo.remove(name)
             done.append(name)
         if not todo or time.monotonic() >= deadline:

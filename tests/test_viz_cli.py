@@ -265,13 +265,13 @@ def test_cli_show_is_deterministic(tmp_path):
 def test_cli_show_all_writes_one_png_per_available_method(tmp_path, capsys, monkeypatch):
     # three methods (a hard mask, a soft mask when available, no mask) keep the test fast; the docs
     # script draws every method
-    pick = [n for n in ("mixup", "cutmix", "gmix") if registry.is_available(n)]
+    # (and one model-aware method, untrained, so `show all` covers the model path)
+    pick = [n for n in ("mixup", "cutmix", "gmix", "manifold_mixup") if registry.is_available(n)]
     monkeypatch.setattr(registry, "available", lambda: pick)
     d = tmp_path / "all"
-    assert cli.main(["show", "all", "--dataset", "synthetic", "--n", "2", "--out", str(d)]) == 0
+    assert cli.main(["show", "all", "--dataset", "synthetic", "--n", "2", "--untrained", "--out", str(d)]) == 0
     written = sorted(p.name for p in d.iterdir())
-    expected = sorted(f"{n}.png" for n in registry.available()
-                      if 2 in registry.spatial_dims(n) and not registry.spec(n).needs_model)
+    expected = sorted(f"{n}.png" for n in registry.available() if 2 in registry.spatial_dims(n))
     assert written == expected
     assert all(_png_ok(d / w) for w in written)
 
@@ -364,3 +364,272 @@ def test_cli_broken_extension_is_not_hidden(monkeypatch):
     monkeypatch.setattr(cli, "_EXTENSIONS", ["mixkit_broken_ext"])
     with pytest.raises(RuntimeError, match="broken extension"):
         cli.main(["list"])
+
+
+# ------------------------------------------------------------------------------------------------
+# model-aware methods: `mixkit show` builds (and briefly trains) a model
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def spy(monkeypatch):
+    """Record the figures drawn by the viz entry points the command calls."""
+    figs = {}
+    for fn in ("show", "show_hidden", "show_saliency"):
+        orig = getattr(viz, fn)
+
+        def wrapped(*a, _orig=orig, _fn=fn, **k):
+            fig = _orig(*a, **k)
+            figs[_fn] = (a, k, fig)
+            return fig
+
+        monkeypatch.setattr(viz, fn, wrapped)
+    return figs
+
+
+def _mixed_titles(fig):
+    return [t for t in _titles(fig) if t.startswith("mixed")]
+
+
+def _need(name):
+    if not registry.is_available(name):
+        pytest.skip(f"{name} not available: {registry.unavailable().get(name)}")
+    pytest.importorskip("sklearn")
+
+
+def test_cli_show_saliencymix_static_digits(tmp_path, spy):
+    _need("saliencymix")
+    out = tmp_path / "sal.png"
+    assert cli.main(["show", "saliencymix", "--dataset", "digits", "--out", str(out)]) == 0
+    assert _png_ok(out)
+    args, _, fig = spy["show_saliency"]
+    mixer, x, y = args[0], args[1], args[2]
+    res = fig.mixkit_result
+    assert getattr(mixer, "model", None) is None  # static saliency: no model was built
+    # the drawn result is the mixer's own draw, and the printed weights are its realised shares
+    again = mixer.mix(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again.weights, res.weights) and torch.equal(again.index, res.index)
+    names = cli.load_show_data("digits").class_names
+    mixed = _mixed_titles(fig)
+    assert len(mixed) == 8
+    for i, t in enumerate(mixed):
+        for j in range(2):
+            assert f"{float(res.weights[i, j]):.2f}·'{names[int(y[int(res.index[i, j])])]}'" in t
+    masks = [t for t in _titles(fig) if t.startswith("anchor share")]
+    assert [f"mean = {float(w):.2f}" in t for t, w in zip(masks, res.weights[:, 0])] == [True] * 8
+    # the saliency drawn for each partner is the map the mixer placed its box with
+    src = res.params["source"]
+    assert torch.equal(fig.mixkit_saliency[src], res.params["saliency"].float())
+    assert bool(fig.mixkit_saliency_available[src].all())
+    assert sum("+ peak, box" in t for t in _titles(fig)) == 8
+
+
+def test_cli_show_saliencymix_gradient_builds_a_model(tmp_path, spy):
+    _need("saliencymix")
+    out = tmp_path / "salg.png"
+    assert cli.main(["show", "saliencymix", "--dataset", "digits", "--untrained", "--n", "4",
+                     "--param", "saliency=gradient", "--out", str(out)]) == 0
+    assert _png_ok(out)
+    mixer = spy["show_saliency"][0][0]
+    assert mixer.saliency == "gradient" and isinstance(mixer.model, torch.nn.Module)
+    assert not mixer.model.training
+
+
+def test_cli_show_manifold_mixup_untrained(tmp_path, spy):
+    _need("manifold_mixup")
+    out = tmp_path / "mm.png"
+    assert cli.main(["show", "manifold_mixup", "--dataset", "digits", "--untrained", "--param", "layers=layer1",
+                     "--out", str(out)]) == 0
+    assert _png_ok(out)
+    args, _, fig = spy["show_hidden"]
+    mixer, x, y = args[0], args[1], args[2]
+    res, hid = fig.mixkit_result, fig.mixkit_hidden
+    assert hid["layer"] == "layer1" and res.params["layer"] == "layer1"
+    assert res.outputs is not None and res.outputs.shape == (8, 10)
+    # `before` is what the model computes at layer1 on the clean batch (recorded independently here)
+    from mixkit.hooks import capture
+
+    with torch.no_grad(), capture(mixer.model, "layer1") as acts:
+        mixer.model(x)
+    assert torch.allclose(hid["before"], acts["layer1"], atol=1e-6)
+    # `after` is the real mixed state: lam * h + (1 - lam) * h[partner], row by row
+    lam = res.weights[:, 0].view(-1, 1, 1, 1)
+    h = hid["before"]
+    expect = lam * h + (1 - lam) * h[res.index[:, 1]]
+    assert torch.allclose(hid["after"], expect, atol=1e-5) and hid["max_error"] < 1e-5
+    assert not torch.allclose(hid["after"], h)  # something was mixed
+    # the logits are those of the network continued from the mixed state
+    from mixkit.hooks import mix_at
+
+    with torch.no_grad(), mix_at(mixer.model, "layer1", lambda t: expect.to(t.dtype)):
+        logits = mixer.model(x)
+    assert torch.allclose(res.outputs, logits, atol=1e-4)
+    # printed weights
+    names = cli.load_show_data("digits").class_names
+    for i, t in enumerate(_mixed_titles(fig)):
+        assert t.startswith("mixed layer1, ch ")
+        for j in range(2):
+            assert f"{float(res.weights[i, j]):.2f}·'{names[int(y[int(res.index[i, j])])]}'" in t
+    shares = [t for t in _titles(fig) if t.startswith("anchor share")]
+    assert [f"constant = {float(w):.2f}" in t for t, w in zip(shares, res.weights[:, 0])] == [True] * 8
+
+
+def test_cli_show_comixup_untrained(tmp_path, spy):
+    _need("comixup")
+    out = tmp_path / "co.png"
+    assert cli.main(["show", "comixup", "--dataset", "digits", "--untrained", "--out", str(out)]) == 0
+    assert _png_ok(out)
+    args, _, fig = spy["show_saliency"]
+    y = args[2]
+    res = fig.mixkit_result
+    assert torch.allclose(res.weights.sum(1), torch.ones(8))
+    names = cli.load_show_data("digits").class_names
+    mixed = _mixed_titles(fig)
+    assert len(mixed) == 8
+    for i, t in enumerate(mixed):
+        terms = t.split("\n", 1)[1].replace("\n", " ")
+        used = [j for j in range(res.k) if float(res.weights[i, j]) > 0]
+        assert terms.count("·") == len(used)  # zero-weight (padding) columns are not printed
+        for j in used:
+            assert f"{float(res.weights[i, j]):.2f}·'{names[int(y[int(res.index[i, j])])]}'" in terms
+    assert sum(t.startswith("owner of each pixel") for t in _titles(fig)) == 8
+    assert torch.equal(fig.mixkit_saliency, res.params["saliency"].float().cpu())
+
+
+def test_show_model_training_is_seeded_and_changes_nothing_global(tmp_path):
+    pytest.importorskip("sklearn")
+    data = cli.load_show_data("digits")
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = torch.random.get_rng_state()
+        with torch.no_grad():
+            a = cli.show_model(data, seed=3, steps=4, verbose=False)
+            b = cli.show_model(data, seed=3, steps=4, verbose=False)
+            assert not torch.is_grad_enabled()  # grad mode restored (training ran under enable_grad)
+        u = cli.show_model(data, seed=3, train=False)
+        assert torch.get_num_threads() == 2
+        assert torch.equal(torch.random.get_rng_state(), rng)  # init drawn inside fork_rng
+        sa, sb, su = a.state_dict(), b.state_dict(), u.state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)  # same seed, same model
+        assert not all(torch.equal(sa[k], su[k]) for k in sa)  # training changed it
+        assert not a.training and not u.training
+        with torch.no_grad():
+            next(a.parameters()).add_(1.0)  # each call returns its own copy
+        assert not torch.equal(next(a.parameters()), next(cli.show_model(data, seed=3, steps=4).parameters()))
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def test_cli_model_aware_show_leaves_global_state(tmp_path):
+    _need("comixup")
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rng = torch.random.get_rng_state()
+        with torch.no_grad():
+            assert cli.main(["show", "comixup", "--dataset", "digits", "--untrained", "--n", "4",
+                             "--out", str(tmp_path / "a.png")]) == 0
+            assert not torch.is_grad_enabled()
+        with torch.enable_grad():
+            assert cli.main(["show", "patchup", "--dataset", "digits", "--untrained", "--n", "4",
+                             "--out", str(tmp_path / "b.png")]) == 0
+            assert torch.is_grad_enabled()
+        assert torch.get_num_threads() == 2
+        assert torch.equal(torch.random.get_rng_state(), rng)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def test_cli_model_aware_show_is_deterministic(tmp_path):
+    _need("patchup")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for p in (a, b):
+        assert cli.main(["show", "patchup", "--dataset", "digits", "--untrained", "--n", "2", "--param", "p=1.0",
+                         "--out", str(p)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+# ------------------------------------------------------------------------------------------------
+# viz of model-aware mixers
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def net():
+    from mixkit.bench.models import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        m = build_model("resnet8", 10, in_channels=3, spatial_dims=2)
+    return m.eval()
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft"])
+def test_show_hidden_patchup_block_mask(synth, net, kind):
+    from mixkit.mixers.patchup import PatchUp
+
+    x, y = synth.x[::2][:6], synth.y[::2][:6]
+    mixer = PatchUp(net, layers="layer1", patchup_type=kind, block_size=5, gamma=0.3, mode="sample")
+    fig = viz.show_hidden(mixer, x, y, synth.class_names, n=6, generator=torch.Generator().manual_seed(2))
+    res, hid = fig.mixkit_result, fig.mixkit_hidden
+    keep = res.params["keep"].float()
+    assert keep.shape == hid["before"].shape  # (B, C, H, W) block mask at layer1
+    share = keep if kind == "hard" else keep + (1 - keep) * res.params["lam_b"].view(-1, 1, 1, 1)
+    assert torch.equal(hid["share"], share)
+    assert 0 < float(keep.mean()) < 1 and hid["max_error"] < 1e-5
+    # the mean of the share over the layer is the anchor's label weight, as printed
+    assert torch.allclose(share.mean((1, 2, 3)), res.weights[:, 0], atol=1e-6)
+    masks = [t for t in _titles(fig) if t.startswith("block mask, ch ")]
+    assert len(masks) == 6
+    for i, t in enumerate(masks):
+        c = int(hid["channels"][i])
+        assert t.startswith(f"block mask, ch {c}\n") and f"mean(all ch) = {float(res.weights[i, 0]):.2f}" in t
+
+
+def test_show_hidden_and_show_grid_guards(synth, net):
+    from mixkit.mixers.manifold import ManifoldMixup
+
+    mixer = ManifoldMixup(net, layers="layer2", mode="sample")
+    x = synth.x[:4]
+    with pytest.raises(ValueError, match="show_hidden"):
+        viz.show_grid(mixer, x)
+    fig = viz.show(mixer, x, n=4, generator=torch.Generator().manual_seed(0))  # dispatches to show_hidden
+    assert fig.mixkit_hidden["layer"] == "layer2" and fig.mixkit_hidden["before"].shape[1] == 32
+    with pytest.raises(TypeError, match="runs_model"):
+        viz.show_hidden(CutMix(), x)
+    # not mixed (p = 0 in batch mode): drawn as the clean batch, nothing recorded at a layer
+    fig = viz.show_hidden(ManifoldMixup(net, p=0.0), x, n=2, generator=torch.Generator().manual_seed(0))
+    assert fig.mixkit_hidden["layer"] is None and fig.mixkit_hidden["max_error"] == 0.0
+
+
+def test_show_saliency_puzzlemix_recomputes_the_eval_saliency(synth, net):
+    if not registry.is_available("puzzlemix"):
+        pytest.skip("puzzlemix not available")
+    from mixkit.mixers.puzzlemix import PuzzleMix
+    from mixkit.saliency import input_gradient_saliency
+
+    x, y = synth.x[::2][:4], synth.y[::2][:4]
+    mixer = PuzzleMix(net, mode="sample", block_num=4)
+    fig = viz.show_saliency(mixer, x, y, synth.class_names, n=4, generator=torch.Generator().manual_seed(0))
+    res = fig.mixkit_result
+    expect = input_gradient_saliency(net, x, y).saliency
+    assert torch.allclose(fig.mixkit_saliency, expect)
+    masks = [t for t in _titles(fig) if t.startswith("anchor share, 4x4")]
+    assert [f"mean = {float(w):.2f}" in t for t, w in zip(masks, res.weights[:, 0])] == [True] * 4
+
+
+def test_show_saliency_1d_and_show_hidden_1d(tmp_path):
+    from mixkit.bench.models import build_model
+    from mixkit.mixers.comixup import CoMixup
+    from mixkit.mixers.patchup import PatchUp
+
+    data = cli.synthetic_sequences(n_per_class=1)
+    x, y = data.x[:4], data.y[:4]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        m = build_model("cnn1d", 8, in_channels=1, spatial_dims=1).eval()
+    fig = viz.show_saliency(CoMixup(m, m_block_num=4, clean_lam=0.0), x, y, data.class_names, n=4,
+                            generator=torch.Generator().manual_seed(0), out=tmp_path / "co1d.png")
+    assert _png_ok(tmp_path / "co1d.png")
+    assert torch.equal(fig.mixkit_saliency, fig.mixkit_result.params["saliency"].float().cpu())
+    fig = viz.show_hidden(PatchUp(m, layers="layer1", patchup_type="hard", block_size=5, gamma=0.3), x, y,
+                          data.class_names, n=4, generator=torch.Generator().manual_seed(0),
+                          out=tmp_path / "pu1d.png")
+    assert _png_ok(tmp_path / "pu1d.png") and fig.mixkit_hidden["max_error"] < 1e-5
