@@ -9,6 +9,7 @@ import itertools
 
 import pytest
 import torch
+from tvresnet import TVResNet as _TVResNet
 import torch.nn.functional as F
 from torch import nn
 
@@ -25,46 +26,8 @@ def gen(seed):
 
 
 # ---------------------------------------------------------------------------------------- models
-class TVBasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        idt = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + idt)
-
-
-class TVResNet(nn.Module):
-    """A small torchvision-style ResNet: conv1/bn1/relu/maxpool/layer1..4/avgpool/fc."""
-
-    def __init__(self, num_classes=K, width=8):
-        super().__init__()
-        w = width
-        self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(w)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = TVBasicBlock(w, w)
-        self.layer2 = TVBasicBlock(w, 2 * w, 2)
-        self.layer3 = TVBasicBlock(2 * w, 4 * w, 2)
-        self.layer4 = TVBasicBlock(4 * w, 8 * w, 2)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(8 * w, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+def TVResNet(num_classes=K, width=8):
+    return _TVResNet(num_classes, width=width)
 
 
 class Cast(nn.Module):

@@ -6,6 +6,7 @@ from collections import namedtuple
 
 import pytest
 import torch
+from tvresnet import TVResNet as _TVResNet
 from torch import nn
 
 from mixkit.bench.models import build_model
@@ -14,49 +15,9 @@ from mixkit.hooks import (INPUT, LayerNotReachedError, LayerReusedError, Unknown
 
 
 # ----------------------------------------------------------------------------------------- models
-class TVBlock(nn.Module):
-    """torchvision-style BasicBlock: one inplace ReLU module used twice."""
-
-    def __init__(self, cin, cout, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        idt = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out += idt
-        return self.relu(out)
-
-
-class TVResNet(nn.Module):
-    """A torchvision-style ResNet (conv1/bn1/relu/maxpool/layer1..4/avgpool/fc), no hidden_layers."""
-
-    def __init__(self, num_classes=5, w=4):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(w)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = nn.Sequential(TVBlock(w, w))
-        self.layer2 = nn.Sequential(TVBlock(w, 2 * w, 2))
-        self.layer3 = nn.Sequential(TVBlock(2 * w, 4 * w, 2))
-        self.layer4 = nn.Sequential(TVBlock(4 * w, 8 * w, 2))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(8 * w, num_classes)
-        self.unused = nn.Linear(3, 3)  # defined, never called
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+def TVResNet(num_classes=5, w=4):
+    """The shared torchvision-style ResNet, narrow, with a module that is never called."""
+    return _TVResNet(num_classes, width=w, unused=True)
 
 
 Pair = namedtuple("Pair", "feat aux")

@@ -17,7 +17,8 @@ from mixkit.mixers.mixup import MixUp
 from mixkit.mixers.patchup import PatchUp, adjusted_gamma, block_keep_mask, patchup_loss
 from mixkit.targets import one_hot, soft_targets
 
-from test_hooks import TVResNet, no_hooks
+from test_hooks import no_hooks
+from tvresnet import TVResNet
 
 K = 5
 

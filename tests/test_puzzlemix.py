@@ -5,6 +5,7 @@ import copy
 
 import pytest
 import torch
+from tvresnet import TVResNet as _TVResNet
 import torch.nn.functional as F
 from torch import nn
 
@@ -18,45 +19,8 @@ STD = (0.25, 0.24, 0.26)
 
 
 # ------------------------------------------------------------------ a torchvision-style ResNet
-class _Basic(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        idt = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + idt)
-
-
-class TVResNet(nn.Module):
-    """torchvision ``resnet18`` layout (conv1/bn1/relu/maxpool/layer1..4/avgpool/fc), narrow."""
-
-    def __init__(self, num_classes=10, width=8):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        chans = [width, 2 * width, 4 * width, 8 * width]
-        cin = width
-        for i, c in enumerate(chans):
-            setattr(self, f"layer{i + 1}", nn.Sequential(_Basic(cin, c, 1 if i == 0 else 2), _Basic(c, c, 1)))
-            cin = c
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, num_classes)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+def TVResNet():
+    return _TVResNet(num_classes=10, width=8, blocks=2)
 
 
 def _model(kind="resnet8", seed=0):

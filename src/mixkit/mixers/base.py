@@ -61,13 +61,7 @@ class Mixer(nn.Module):
     # ------------------------------------------------------------------ public API
     def mix(self, x: Tensor, y: Optional[Tensor] = None, *, generator: Optional[torch.Generator] = None) -> MixResult:
         """Mix a batch ``x`` of shape ``(B, C, *spatial)``; returns a :class:`MixResult`."""
-        x = check_batch(x)
-        generator = check_generator(generator)
-        n_sp = x.dim() - 2
-        if n_sp not in self.spatial_dims:
-            raise ValueError(
-                f"{type(self).__name__} supports inputs with {self._dims_text()} spatial dims, got x of shape {tuple(x.shape)} ({n_sp} spatial dims)")
-        self._check_input(x)
+        x, generator = self._check_call(x, generator)
         if self.needs_labels and y is None:
             raise ValueError(f"{type(self).__name__}.mix needs the labels: call mix(x, y)")
         b = x.shape[0]
@@ -102,6 +96,18 @@ class Mixer(nn.Module):
 
     def _check_input(self, x: Tensor) -> None:
         """Hook for method-specific shape checks."""
+
+    def _check_call(self, x: Tensor, generator: Optional[torch.Generator]):
+        """Validate the batch (dtype, rank, supported spatial dims, method checks) and the generator."""
+        x = check_batch(x)
+        generator = check_generator(generator)
+        n_sp = x.dim() - 2
+        if n_sp not in self.spatial_dims:
+            raise ValueError(
+                f"{type(self).__name__} supports inputs with {self._dims_text()} spatial dims, got x of shape "
+                f"{tuple(x.shape)} ({n_sp} spatial dims)")
+        self._check_input(x)
+        return x, generator
 
     def _n_draws(self, x: Tensor) -> int:
         """How many independent parameter draws: 1 in batch mode, B in sample mode."""

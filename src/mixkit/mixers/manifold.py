@@ -68,13 +68,7 @@ class HiddenLayerMixer(Mixer):
             forward: Optional[Callable[[Tensor], Tensor]] = None) -> MixResult:
         """Run the model on ``x`` ``(B, C, *spatial)`` with mixing at one layer; returns a :class:`MixResult`
         whose ``outputs`` are the logits. ``y`` is accepted for the common call form and not needed."""
-        x = check_batch(x)
-        generator = check_generator(generator)
-        n_sp = x.dim() - 2
-        if n_sp not in self.spatial_dims:
-            raise ValueError(
-                f"{type(self).__name__} supports inputs with {self._dims_text()} spatial dims, got x of shape {tuple(x.shape)}")
-        self._check_input(x)
+        x, generator = self._check_call(x, generator)
         run = self._runner(forward)
         b = x.shape[0]
         if b == 1:
