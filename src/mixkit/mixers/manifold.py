@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import sampling
-from .._validate import check_batch, check_generator, check_labels
+from .._validate import check_batch, check_labels
 from ..hooks import choose_layer, mix_at, resolve_layers
 from ..result import MixResult
 from ..targets import soft_targets
