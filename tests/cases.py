@@ -19,6 +19,7 @@ CASES = {
     "smoothmix": ("mixkit.mixers.smoothmix", "SmoothMix", {}, (1, 2, 3)),
     "resizemix": ("mixkit.mixers.resizemix", "ResizeMix", {}, (1, 2, 3)),
     "gridmix": ("mixkit.mixers.gridmix", "GridMix", {}, (1, 2, 3)),
+    "saliencymix": ("mixkit.mixers.saliencymix", "SaliencyMix", {}, (1, 2, 3)),  # static saliency: no model
 }
 
 # methods whose lambda is Beta(alpha, alpha) and exposed as MixResult.lam
