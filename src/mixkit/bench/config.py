@@ -34,7 +34,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "puzzlemix-cifar": dict(lr=0.1, weight_decay=1e-4, batch_size=100, epochs=1200, schedule="step",
                             milestones=(1 / 3, 2 / 3), gamma=0.1, model="preactresnet18"),
     # sized for 2 CPU cores: the bare `mixkit bench` default
-    "cpu-small": dict(lr=0.05, weight_decay=5e-4, batch_size=64, epochs=20, schedule="cosine", model="resnet8"),
+    "cpu-small": dict(lr=0.05, weight_decay=5e-4, batch_size=64, epochs=50, schedule="cosine", model="resnet8"),
 }
 
 
@@ -53,7 +53,7 @@ class BenchConfig:
     method_params: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     mode: str = "batch"                     # mixing mode for every method: "batch" (papers) or "sample"
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
-    epochs: int = 20
+    epochs: int = 50
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
