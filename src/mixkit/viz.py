@@ -197,6 +197,30 @@ def _source_title(res: MixResult, i: int, j: int, y, class_names) -> str:
 # ------------------------------------------------------------------------------------------------
 # images / volumes
 # ------------------------------------------------------------------------------------------------
+def _block_grid(rows, ncols: int, blocks: int, panel_size: float, pad_w: float, pad_h: float, top: float):
+    """A figure with the ``rows`` split into ``blocks`` side-by-side groups of ``ncols`` panels each.
+
+    Returns ``(fig, [(block_rows, axes, subfigure, is_last), ...])``; the unused panels of a short last group
+    are switched off.
+    """
+    from matplotlib.figure import Figure
+
+    per_block = -(-len(rows) // blocks)
+    blocks = -(-len(rows) // per_block)
+    fig = Figure(figsize=(blocks * ncols * panel_size + pad_w * blocks, per_block * (panel_size + pad_h) + top),
+                 layout="constrained")
+    subfigs = fig.subfigures(1, blocks, wspace=0.03, squeeze=False)[0] if blocks > 1 else [fig]
+    grid = []
+    for bi, sf in enumerate(subfigs):
+        block_rows = rows[bi * per_block:(bi + 1) * per_block]
+        axes = sf.subplots(per_block, ncols, squeeze=False)
+        for r in range(len(block_rows), per_block):
+            for ax in axes[r]:
+                ax.set_axis_off()
+        grid.append((block_rows, axes, sf, bi == len(subfigs) - 1))
+    return fig, grid
+
+
 def show_grid(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
               class_names: Optional[Sequence[str]] = None, n: int = 8,
               generator: Optional[torch.Generator] = None, out: Optional[Union[str, os.PathLike]] = None, *,
@@ -249,19 +273,9 @@ def show_grid(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
     lo, hi = _display_range(xin, xmix)
     cmap = "gray" if x.shape[1] < 3 else None  # 1 channel (or the mean of 2) in gray, else RGB
     ncols = k + 2
-    blocks = blocks or (2 if len(rows) >= 4 else 1)
-    per_block = -(-len(rows) // blocks)
-    blocks = -(-len(rows) // per_block)
-    fig = Figure(figsize=(blocks * ncols * panel_size + 0.6 * blocks, per_block * (panel_size + 0.5) + 0.7),
-                 layout="constrained")
-    subfigs = fig.subfigures(1, blocks, wspace=0.03, squeeze=False)[0] if blocks > 1 else [fig]
+    fig, grid = _block_grid(rows, ncols, blocks or (2 if len(rows) >= 4 else 1), panel_size, 0.6, 0.5, 0.7)
     mask_im = None
-    for bi, sf in enumerate(subfigs):
-        block_rows = rows[bi * per_block:(bi + 1) * per_block]
-        axes = sf.subplots(per_block, ncols, squeeze=False)
-        for r in range(len(block_rows), per_block):  # unused panels of a short last block
-            for ax in axes[r]:
-                ax.set_axis_off()
+    for block_rows, axes, sf, last in grid:
         for r, i in enumerate(block_rows):
             for j in range(k):
                 ax = axes[r, j]
@@ -284,7 +298,7 @@ def show_grid(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-        if bi == len(subfigs) - 1 and mask_im is not None:
+        if last and mask_im is not None:
             cb = sf.colorbar(mask_im, ax=list(axes[:, k + 1]), shrink=0.6, aspect=30, pad=0.03)
             cb.set_label("anchor's per-pixel share", fontsize=8)
             cb.ax.tick_params(labelsize=7)
@@ -595,19 +609,9 @@ def _hidden_2d(Figure, res, x, y, class_names, rows, info, panel_size, blocks):
     cmap = "gray" if x.shape[1] < 3 else None
     k = res.k
     ncols = 6
-    blocks = blocks or (2 if len(rows) >= 4 else 1)
-    per_block = -(-len(rows) // blocks)
-    blocks = -(-len(rows) // per_block)
-    fig = Figure(figsize=(blocks * ncols * panel_size + 0.7 * blocks, per_block * (panel_size + 0.55) + 1.0),
-                 layout="constrained")
-    subfigs = fig.subfigures(1, blocks, wspace=0.03, squeeze=False)[0] if blocks > 1 else [fig]
+    fig, grid = _block_grid(rows, ncols, blocks or (2 if len(rows) >= 4 else 1), panel_size, 0.7, 0.55, 1.0)
     share_im = None
-    for bi, sf in enumerate(subfigs):
-        block_rows = rows[bi * per_block:(bi + 1) * per_block]
-        axes = sf.subplots(per_block, ncols, squeeze=False)
-        for r in range(len(block_rows), per_block):
-            for ax in axes[r]:
-                ax.set_axis_off()
+    for block_rows, axes, sf, last in grid:
         for r, i in enumerate(block_rows):
             c = int(chans[i])
             p = int(res.index[i, 1]) if k >= 2 else i
@@ -640,7 +644,7 @@ def _hidden_2d(Figure, res, x, y, class_names, rows, info, panel_size, blocks):
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-        if bi == len(subfigs) - 1 and share_im is not None:
+        if last and share_im is not None:
             cb = sf.colorbar(share_im, ax=list(axes[:, 5]), shrink=0.6, aspect=30, pad=0.03)
             cb.set_label("anchor's share of the hidden state", fontsize=7.5)
             cb.ax.tick_params(labelsize=7)
@@ -837,28 +841,19 @@ def _saliency_2d(Figure, res, x, y, class_names, rows, sal, have, panel_size, bl
     used = {i: _used_columns(res, i) for i in rows}
     kmax = max(len(c) for c in used.values())
     ncols = 2 * kmax + 2  # (source, its saliency) pairs, then the mix and the mask
-    blocks = blocks or (2 if len(rows) >= 4 and ncols <= 6 else 1)
-    per_block = -(-len(rows) // blocks)
-    blocks = -(-len(rows) // per_block)
     peaks = _peaks_by_image(res)
-    fig = Figure(figsize=(blocks * ncols * panel_size + 0.7 * blocks, per_block * (panel_size + 0.62) + 1.0),
-                 layout="constrained")
-    subfigs = fig.subfigures(1, blocks, wspace=0.03, squeeze=False)[0] if blocks > 1 else [fig]
+    fig, grid = _block_grid(rows, ncols, blocks or (2 if len(rows) >= 4 and ncols <= 6 else 1), panel_size,
+                            0.7, 0.62, 1.0)
     share_im = None
 
     def outline(ax, box) -> None:
         (y0, x0), (y1, x1) = box
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="cyan", lw=1.3, ls="--"))
 
-    for bi, sf in enumerate(subfigs):
-        block_rows = rows[bi * per_block:(bi + 1) * per_block]
-        axes = sf.subplots(per_block, ncols, squeeze=False)
+    for block_rows, axes, sf, last in grid:
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-        for r in range(len(block_rows), per_block):
-            for ax in axes[r]:
-                ax.set_axis_off()
         for r, i in enumerate(block_rows):
             cols = used[i]
             many = res.k > 2
@@ -913,7 +908,7 @@ def _saliency_2d(Figure, res, x, y, class_names, rows, sal, have, panel_size, bl
                     ttl = f"anchor share{grid_txt}\nmean = {float(s.mean()):.2f}"
                 share_im = ax.imshow(img.numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
                 ax.set_title(ttl, fontsize=7.5)
-        if bi == len(subfigs) - 1 and share_im is not None:
+        if last and share_im is not None:
             cb = sf.colorbar(share_im, ax=list(axes[:, ncols - 1]), shrink=0.6, aspect=30, pad=0.03)
             cb.set_label("anchor's per-pixel share", fontsize=7.5)
             cb.ax.tick_params(labelsize=7)
