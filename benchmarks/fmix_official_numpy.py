@@ -28,7 +28,7 @@ comparison does not favour mixkit).
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 

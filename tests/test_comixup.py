@@ -5,7 +5,6 @@ clean-lam gradients, determinism, odd batches, B=1, several architectures)."""
 from __future__ import annotations
 
 import copy
-import itertools
 
 import pytest
 import torch

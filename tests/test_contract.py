@@ -11,7 +11,6 @@ import math
 import pytest
 import torch
 
-import mixkit
 from cases import BETA_LAMBDA, CASES, dims_of, make
 
 NAMES = list(CASES)

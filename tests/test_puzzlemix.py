@@ -7,7 +7,6 @@ import pytest
 import torch
 from tvresnet import TVResNet as _TVResNet
 import torch.nn.functional as F
-from torch import nn
 
 from mixkit.bench.models import build_model
 from mixkit.masks import transport

@@ -257,7 +257,6 @@ def show_grid(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
     Returns:
         A :class:`matplotlib.figure.Figure`, with the drawn result as ``fig.mixkit_result``.
     """
-    from matplotlib.figure import Figure
 
     mixer = _make_mixer(mixer_or_name, params)
     x = _check_x(x, (2, 3), "show_grid")

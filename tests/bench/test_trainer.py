@@ -1,14 +1,12 @@
 """The benchmark trainer: a smoke run per method, resume after interruption, 2-process DDP."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -50,9 +48,10 @@ def test_full_bench_writes_results_and_reuses_finished_runs(tmp_path):
     assert {(r["method"], r["seed"]) for r in recs} == {("vanilla", 0), ("vanilla", 1), ("mixup", 0), ("mixup", 1)}
     for r in recs:
         assert {"mixkit", "git", "torch", "device"} <= set(r["env"]) and r["config"]["epochs"] == 2
-    mtime = (tmp_path / "results.jsonl").stat().st_mtime_ns
+    ckpts = {p: p.stat().st_mtime_ns for p in (tmp_path / "state").glob("*.pt")}
     run_bench(cfg, report=False)  # everything finished: nothing retrained, same file content
     assert read_jsonl(tmp_path / "results.jsonl") == recs
+    assert ckpts and {p: p.stat().st_mtime_ns for p in (tmp_path / "state").glob("*.pt")} == ckpts
 
 
 def test_resume_after_interruption_gives_the_uninterrupted_numbers(tmp_path):

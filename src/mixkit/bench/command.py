@@ -1,11 +1,13 @@
 """The ``mixkit bench`` and ``mixkit report`` subcommands (registered into ``mixkit.cli``)."""
 from __future__ import annotations
 
-import argparse
 import ast
 import shlex
 import sys
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
+
+if TYPE_CHECKING:
+    from .config import BenchConfig
 
 __all__ = ["register", "config_from_args"]
 

@@ -32,7 +32,7 @@ def check_methods(cfg: BenchConfig, ds: DataSplit) -> None:
         if m == "vanilla":
             continue
         try:
-            spec = registry.spec(m)
+            registry.spec(m)
         except ValueError as e:
             problems.append(str(e))
             continue

@@ -61,7 +61,6 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["static_saliency", "FINE_GRAINED_SCALES"]

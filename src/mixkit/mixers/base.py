@@ -16,7 +16,6 @@ from .._validate import (check_batch, check_generator, check_labels, check_mode,
                          check_positive, check_prob)
 from ..result import MixResult
 from ..targets import soft_targets
-from . import _ops
 
 
 class Mixer(nn.Module):

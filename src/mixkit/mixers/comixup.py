@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import sampling
-from .._validate import check_positive
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
 from . import _ops
@@ -560,10 +559,8 @@ def grid_energy(unary: Tensor, pairwise: Tensor, x: Tensor, beta: float = 1.0) -
 
 
 def _chain_icm(unary: Tensor, bp: Tensor, x: Tensor, sweeps: int) -> Tensor:
-    P = unary.shape[0]
     grid = tuple(unary.shape[1:-1])
     d = len(grid)
-    L = unary.shape[-1]
     dev = unary.device
     # parity of the coordinates other than each axis, for every node
     coords = torch.meshgrid(*[torch.arange(s, device=dev) for s in grid], indexing="ij")

@@ -103,7 +103,6 @@ class SaliencyMix(Mixer):
     def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
         b, dev = x.shape[0], x.device
         sizes = tuple(x.shape[2:])
-        d = len(sizes)
         n = self._n_draws(x)
         lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator).to(dev)
         partner = self._partner(x, generator)
