@@ -21,7 +21,7 @@ demo: setup
 	$(BIN)/mixkit bench
 
 test: setup
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -n 2 tests
 
 # peers for the speed benchmark; timm without its dependencies, because PyPI's torchvision does not load
 # beside the pinned CPU torch (benchmarks/speed.py loads timm's mixup module on its own)
