@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from .. import sampling
+from .._validate import check_positive
 
 __all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts"]
 
@@ -50,15 +51,6 @@ def _check_shape(shape: Sequence[int]) -> tuple:
     if not 1 <= len(shape) <= 3 or any(s < 1 for s in shape):
         raise ValueError(f"shape must be 1 to 3 positive ints (L,), (H, W) or (D, H, W), got {shape}")
     return shape
-
-
-def _check_decay(decay_power: float) -> float:
-    if isinstance(decay_power, bool) or not isinstance(decay_power, numbers.Real):
-        raise TypeError(f"decay_power must be a number > 0, got {type(decay_power).__name__}")
-    decay_power = float(decay_power)
-    if not (decay_power > 0 and math.isfinite(decay_power)):
-        raise ValueError(f"decay_power must be a finite number > 0 (official default 3.0), got {decay_power}")
-    return decay_power
 
 
 def _check_max_soft(max_soft: float) -> float:
@@ -122,7 +114,7 @@ def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
             (the ranking of pixels, and hence :func:`binarise`, does not depend on it).
     """
     shape = _check_shape(shape)
-    decay_power = _check_decay(decay_power)
+    decay_power = check_positive(decay_power, "decay_power")
     if int(n) < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     n = int(n)

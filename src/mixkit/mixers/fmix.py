@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import sampling
+from .._validate import check_positive
 from ..masks import fourier
 from ..result import MixResult
 from . import _ops
@@ -53,7 +54,7 @@ class FMix(Mixer):
     def __init__(self, alpha: float = 1.0, *, decay_power: float = 3.0, max_soft: float = 0.0,
                  reformulate: bool = False, **kw) -> None:
         super().__init__(alpha, **kw)
-        self.decay_power = fourier._check_decay(decay_power)
+        self.decay_power = check_positive(decay_power, "decay_power")
         self.max_soft = fourier._check_max_soft(max_soft)
         self.reformulate = bool(reformulate)
 
