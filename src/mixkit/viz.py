@@ -197,6 +197,19 @@ def _source_title(res: MixResult, i: int, j: int, y, class_names) -> str:
 # ------------------------------------------------------------------------------------------------
 # images / volumes
 # ------------------------------------------------------------------------------------------------
+def _stacked_grid(n: int, ratios, ncols: Optional[int] = None, size=(4.8, 4.2), top: float = 0.6):
+    """A figure for ``n`` 1-D samples in ``ncols`` columns (default: one, or two for several samples), each
+    sample a stack of ``len(ratios)`` panels with those height ratios, ``size`` inches per sample.
+    Returns ``(fig, gridspec, ncols)``; sample ``r`` uses rows ``len(ratios) * (r // ncols) + j`` of
+    column ``r % ncols``."""
+    from matplotlib.figure import Figure
+
+    ncols = ncols or (1 if n == 1 else 2)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(ncols * size[0], nrows * size[1] + top), layout="constrained")
+    return fig, fig.add_gridspec(len(ratios) * nrows, ncols, height_ratios=list(ratios) * nrows), ncols
+
+
 def _block_grid(rows, ncols: int, blocks: int, panel_size: float, pad_w: float, pad_h: float, top: float):
     """A figure with the ``rows`` split into ``blocks`` side-by-side groups of ``ncols`` panels each.
 
@@ -334,7 +347,6 @@ def show_1d(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
     Returns:
         A :class:`matplotlib.figure.Figure`, with the drawn result as ``fig.mixkit_result``.
     """
-    from matplotlib.figure import Figure
 
     mixer = _make_mixer(mixer_or_name, params)
     x = _check_x(x, (1,), "show_1d")
@@ -350,10 +362,7 @@ def show_1d(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
     xmix = res.inputs.detach().float().cpu()[:, channel]
     length = x.shape[-1]
     t = torch.arange(length).numpy()
-    ncols = ncols or (1 if len(rows) == 1 else 2)
-    nrows = -(-len(rows) // ncols)
-    fig = Figure(figsize=(ncols * 4.6, nrows * 2.9 + 0.5), layout="constrained")
-    gs = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1] * nrows)
+    fig, gs, ncols = _stacked_grid(len(rows), [3, 1], ncols, size=(4.6, 2.9), top=0.5)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
     for r, i in enumerate(rows):
         gr, gc = divmod(r, ncols)
@@ -656,10 +665,7 @@ def _hidden_1d(Figure, res, x, y, class_names, rows, info):
     lname = "input" if layer in (None, "input") else str(layer)
     xin = x.detach().float().cpu()[:, 0]
     k = res.k
-    ncols = 1 if len(rows) == 1 else 2
-    nrows = -(-len(rows) // ncols)
-    fig = Figure(figsize=(ncols * 4.8, nrows * 4.2 + 0.6), layout="constrained")
-    gs = fig.add_gridspec(3 * nrows, ncols, height_ratios=[2, 2, 1] * nrows)
+    fig, gs, ncols = _stacked_grid(len(rows), [2, 2, 1])
     for r, i in enumerate(rows):
         gr, gc = divmod(r, ncols)
         c = int(chans[i])
@@ -921,10 +927,7 @@ def _saliency_1d(Figure, res, x, y, class_names, rows, sal, have):
     mask = None if mask is None else mask.detach().float().cpu()
     length = x.shape[-1]
     t = torch.arange(length).numpy()
-    ncols = 1 if len(rows) == 1 else 2
-    nrows = -(-len(rows) // ncols)
-    fig = Figure(figsize=(ncols * 4.8, nrows * 4.2 + 0.6), layout="constrained")
-    gs = fig.add_gridspec(3 * nrows, ncols, height_ratios=[2, 1.4, 1] * nrows)
+    fig, gs, ncols = _stacked_grid(len(rows), [2, 1.4, 1])
     for r, i in enumerate(rows):
         gr, gc = divmod(r, ncols)
         ax = fig.add_subplot(gs[3 * gr, gc])
