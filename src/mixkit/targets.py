@@ -54,7 +54,12 @@ def soft_targets(y: Tensor, res: MixResult, num_classes: Optional[int] = None, s
     rows; for multi-hot labels each class gets the share of the sources that carry it.
     """
     num_classes = check_num_classes(num_classes)
-    y = check_labels(y, res.batch_size, num_classes)
+    return _mix_labels(check_labels(y, res.batch_size, num_classes), res, num_classes, smoothing)
+
+
+def _mix_labels(y: Tensor, res: MixResult, num_classes: Optional[int], smoothing: float) -> Tensor:
+    """:func:`soft_targets` without the argument checks, for callers that validated ``y`` already (the
+    label range check is a device sync on CUDA: once per call is enough)."""
     if y.dim() == 1:
         Y = one_hot(y, num_classes, smoothing)
     else:

@@ -15,7 +15,7 @@ from .. import sampling
 from .._validate import (check_batch, check_generator, check_labels, check_mode, check_num_classes,
                          check_positive, check_prob)
 from ..result import MixResult
-from ..targets import soft_targets
+from ..targets import _mix_labels
 
 
 class Mixer(nn.Module):
@@ -79,7 +79,7 @@ class Mixer(nn.Module):
         x = check_batch(x)
         check_labels(y, x.shape[0], self.num_classes)
         res = self.mix(x, y, generator=generator)
-        return res.inputs, soft_targets(y, res, self.num_classes, self.smoothing)
+        return res.inputs, _mix_labels(y, res, self.num_classes, self.smoothing)
 
     def identity(self, x: Tensor) -> MixResult:
         """The unmixed result: ``x`` itself (same tensor object), weight 1 on the sample itself."""

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from .. import sampling
 from .._validate import check_batch, check_labels, check_num_classes
 from ..result import MixResult
-from ..targets import soft_targets
+from ..targets import _mix_labels
 from .base import Mixer
 
 __all__ = ["RandomChoice", "Alternate", "Scheduled"]
@@ -160,7 +160,7 @@ class _Composite(Mixer):
         x = check_batch(x)
         check_labels(y, x.shape[0], self.num_classes)
         res = self.mix(x, y, generator=generator, **state)
-        return res.inputs, soft_targets(y, res, self.num_classes, self.smoothing)
+        return res.inputs, _mix_labels(y, res, self.num_classes, self.smoothing)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, p={self.p}, num_classes={self.num_classes}, smoothing={self.smoothing}"

@@ -11,7 +11,7 @@ from .. import sampling
 from .._validate import check_batch, check_labels
 from ..hooks import choose_layer, mix_at, resolve_layers
 from ..result import MixResult
-from ..targets import soft_targets
+from ..targets import _mix_labels
 from . import _ops
 from .base import Mixer
 
@@ -92,7 +92,7 @@ class HiddenLayerMixer(Mixer):
         x = check_batch(x)
         check_labels(y, x.shape[0], self.num_classes)
         res = self.mix(x, y, generator=generator, forward=forward)
-        return res.outputs, soft_targets(y, res, self.num_classes, self.smoothing)
+        return res.outputs, _mix_labels(y, res, self.num_classes, self.smoothing)
 
     # ------------------------------------------------------------------ plumbing
     def _runner(self, forward: Optional[Callable[[Tensor], Tensor]]) -> Callable[[Tensor], Tensor]:
