@@ -1,6 +1,7 @@
 """Atomic file writes and run metadata for the benchmark (nothing is lost when a run is killed)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -8,50 +9,68 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Iterator
 
 import torch
 
-__all__ = ["atomic_write_text", "atomic_write_jsonl", "atomic_torch_save", "read_jsonl", "env_info"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_jsonl", "atomic_torch_save",
+           "read_jsonl", "env_info"]
 
 
-def _tmp_near(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return fd, Path(tmp)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
-def atomic_write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (readers never see half a file)."""
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ".tmp") -> Iterator[Path]:
+    """The one atomic writer: yields a temporary path beside ``path``; on success the file is flushed
+    to disk, given the usual permissions (``0o666`` less the umask, where ``mkstemp`` would leave
+    ``0o600``) and renamed over ``path`` with ``os.replace``, so readers never see half a file. On
+    an exception the temporary file is removed and ``path`` is left as it was.
+
+    ``suffix`` is the temporary file's ending (writers that pick a format from it, such as
+    matplotlib's ``savefig``, need the real one, e.g. ``".png"``).
+    """
     path = Path(path)
-    fd, tmp = _tmp_near(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_jsonl(path, records: Iterable[Dict[str, Any]]) -> Path:
+    """Write one JSON object per line, atomically."""
     return atomic_write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in records))
 
 
 def atomic_torch_save(obj: Any, path) -> Path:
-    path = Path(path)
-    fd, tmp = _tmp_near(path)
-    os.close(fd)
-    try:
+    """``torch.save`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def read_jsonl(path) -> list:
