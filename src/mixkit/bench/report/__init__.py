@@ -34,17 +34,16 @@ so a report can be rebuilt on a headless machine and nothing is left open in pyp
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
-import os
 import statistics
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+from ..io import atomic_path, atomic_write_text
 
 __all__ = [
     "REFERENCE",
@@ -132,24 +131,6 @@ def _seed_key(seed: Any) -> Any:
 
 def _sort_seeds(seeds) -> List[Any]:
     return sorted(seeds, key=lambda s: (not isinstance(s, int), s if isinstance(s, int) else str(s)))
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 # ------------------------------------------------------------------------------------------------
@@ -721,9 +702,9 @@ def _new_figure(w: float, h: float):
 
 
 def _save_png(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    return _atomic_write_bytes(path, buf.getvalue())
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    return Path(path)
 
 
 def _colors(methods: Sequence[str]) -> Dict[str, Any]:
@@ -1189,7 +1170,7 @@ def write_report(run_dir, results_path=None, *, plots: bool = True) -> Path:
     except ValueError:
         rel = str(results_path.resolve())
     text = render_report(summary, names, results_name=rel, plot_error=plot_error)
-    return _atomic_write_bytes(run_dir / "report.md", text.encode("utf-8"))
+    return atomic_write_text(run_dir / "report.md", text)
 
 
 # ------------------------------------------------------------------------------------------------
