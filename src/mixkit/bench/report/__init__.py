@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..io import atomic_path, atomic_write_text
+from .jsonl import parse_json_lines
 
 __all__ = [
     "REFERENCE",
@@ -236,25 +237,8 @@ def load_results(path) -> List[Dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"results file {str(p)!r} not found (expected the results.jsonl of a `mixkit bench` run)")
-    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    out: List[Dict[str, Any]] = []
-    for i, line in enumerate(lines):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            where = "last line" if i == last else "line"
-            hint = "a run killed while writing" if i == last else "an interrupted run that was resumed"
-            warnings.warn(f"{p}: skipping malformed {where} {i + 1} ({e.msg}; probably {hint})", RuntimeWarning, stacklevel=2)
-            continue
-        if not isinstance(rec, dict):
-            warnings.warn(f"{p}: skipping line {i + 1}: a JSON {type(rec).__name__}, not an object", RuntimeWarning, stacklevel=2)
-            continue
-        out.append(rec)
-    return out
+    text = p.read_text(encoding="utf-8", errors="replace")
+    return parse_json_lines(text, source=str(p), objects_only=True, stacklevel=2)
 
 
 @dataclass
