@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from mixkit.bench import report as R
+from mixkit.bench.report import plots as report_plots
+from mixkit.bench.report.series import _occlusion_points, _pooled_reliability
+from mixkit.bench.report.stats import _t_quantile_975_builtin
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RESULTS = FIXTURES / "results_small.jsonl"
@@ -113,12 +116,12 @@ def test_missing_results_file_raises(tmp_path):
 # ------------------------------------------------------------------------------------------------
 def test_t_quantile():
     assert R.t_quantile_975(2) == pytest.approx(T975_2, abs=1e-6)
-    assert R._t_quantile_975_builtin(2) == pytest.approx(T975_2, abs=1e-6)
-    assert R._t_quantile_975_builtin(1) == pytest.approx(12.706205, abs=1e-6)
+    assert _t_quantile_975_builtin(2) == pytest.approx(T975_2, abs=1e-6)
+    assert _t_quantile_975_builtin(1) == pytest.approx(12.706205, abs=1e-6)
     special = pytest.importorskip("scipy.special")  # stdtrit is the inverse CDF behind scipy.stats.t.ppf
     for df in list(range(1, 41)) + [60, 100, 1000]:
         exact = float(special.stdtrit(df, 0.975))
-        assert R._t_quantile_975_builtin(df) == pytest.approx(exact, abs=1e-6), df
+        assert _t_quantile_975_builtin(df) == pytest.approx(exact, abs=1e-6), df
         assert R.t_quantile_975(df) == pytest.approx(exact, abs=1e-9), df
     with pytest.raises(ValueError, match="df"):
         R.t_quantile_975(0)
@@ -227,14 +230,14 @@ def test_fallbacks_without_evaluate_keys(records):
     assert v.stats["corruption"].mean == pytest.approx(0.75)
     assert v.stats["median_top1"].mean == pytest.approx(0.89)  # from the epoch lines, k = config.median_last
     assert v.stats["ece"].mean == pytest.approx(0.055)  # from reliability["ece"]
-    pts = R._occlusion_points(recs[3]["metrics"]["occlusion"])
+    pts = _occlusion_points(recs[3]["metrics"]["occlusion"])
     assert len(pts) == 11 and pts[0] == (0.0, pytest.approx(0.90)) and pts[-1] == (1.0, pytest.approx(0.1))
 
 
 def test_pooled_reliability_sums_counts():
     a = {"bin_edges": [0, 0.5, 1], "bin_count": [2, 2], "bin_acc": [0.5, 1.0], "bin_conf": [0.4, 0.9]}
     b = {"bin_edges": [0, 0.5, 1], "bin_count": [0, 4], "bin_acc": [0.0, 0.5], "bin_conf": [0.0, 0.8]}
-    p = R._pooled_reliability([a, b, None])
+    p = _pooled_reliability([a, b, None])
     assert p["bin_count"] == [2, 6] and p["n_seeds"] == 2
     assert p["bin_acc"] == pytest.approx([0.5, (2 * 1.0 + 4 * 0.5) / 6])
     assert p["bin_conf"] == pytest.approx([0.4, (2 * 0.9 + 4 * 0.8) / 6])
@@ -344,9 +347,9 @@ def test_a_failing_plot_does_not_cost_the_report(tmp_path, records, monkeypatch)
     def boom(*args, **kwargs):
         raise RuntimeError("bad data")
 
-    monkeypatch.setattr(R, "_plot_accuracy", boom)
+    monkeypatch.setattr(report_plots, "_plot_accuracy", boom)
     for name in ("_plot_reliability", "_plot_corruption", "_plot_calibration_robustness"):
-        monkeypatch.setattr(R, name, lambda *a, **k: None)  # keep the test fast
+        monkeypatch.setattr(report_plots, name, lambda *a, **k: None)  # keep the test fast
     _write(tmp_path / "results.jsonl", [r for r in records if r["seed"] == 0])
     with pytest.warns(RuntimeWarning, match="accuracy.png"):
         text = R.write_report(tmp_path).read_text()
