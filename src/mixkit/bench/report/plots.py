@@ -10,14 +10,14 @@ import math
 import statistics
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..io import atomic_path
+from ..metrics import plot_reliability
 from .records import _group
-from .series import _corruption_tables, _learning_curves, _occlusion_points, _pooled_reliability
+from .series import _corruption_by_method, _learning_curves, _occlusion_by_method, _reliability_by_method
 from .stats import _mean_std
 from .summary import Summary, summarize
-from .values import _dict, _first
 
 #: resolution of the saved PNGs
 DPI = 110
@@ -43,6 +43,16 @@ def _colors(methods: Sequence[str]) -> Dict[str, Any]:
 
     cmap = colormaps["tab10" if len(methods) <= 10 else "tab20"]
     return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+
+def _plot_band(ax, xs: Sequence[float], pts: Sequence[Tuple[Any, float, float]], color, label: str,
+               marker: Optional[str] = "o") -> None:
+    """A mean curve with a ± std band; ``pts`` are ``(x, mean, std)`` of accuracies, drawn in % at ``xs``."""
+    mean = [100 * p[1] for p in pts]
+    std = [100 * p[2] for p in pts]
+    ax.plot(xs, mean, marker=marker, markersize=3, color=color, label=label)
+    ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], color=color,
+                    alpha=0.15, linewidth=0)
 
 
 def _plot_accuracy(summary: Summary, runs, colors, path: Path) -> Optional[Path]:
@@ -89,12 +99,8 @@ def _plot_accuracy(summary: Summary, runs, colors, path: Path) -> Optional[Path]
         pts = curves[r.method]
         if not pts:
             continue
-        ep = [p[0] + 1 for p in pts]
-        mean = [100 * p[1] for p in pts]
-        std = [100 * p[2] for p in pts]
-        ax_curve.plot(ep, mean, marker="o" if len(ep) <= 30 else None, markersize=3, color=colors[r.method], label=r.method)
-        ax_curve.fill_between(ep, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                              color=colors[r.method], alpha=0.15, linewidth=0)
+        _plot_band(ax_curve, [p[0] + 1 for p in pts], pts, colors[r.method], r.method,
+                   marker="o" if len(pts) <= 30 else None)
     from matplotlib.ticker import MaxNLocator
 
     ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -106,28 +112,8 @@ def _plot_accuracy(summary: Summary, runs, colors, path: Path) -> Optional[Path]
     return _save_png(fig, path)
 
 
-def _draw_reliability(ax, rel: Mapping[str, Any], title: str) -> None:
-    try:
-        from ..metrics import plot_reliability
-    except ImportError:  # pragma: no cover - metrics ships with the package
-        plot_reliability = None
-    if plot_reliability is not None:
-        plot_reliability(ax, dict(rel), title=title)
-        return
-    edges, nb = rel["bin_edges"], len(rel["bin_edges"]) - 1  # pragma: no cover
-    centers = [(edges[i] + edges[i + 1]) / 2 for i in range(nb)]  # pragma: no cover
-    ax.bar(centers, rel["bin_acc"], width=1 / nb, edgecolor="black")  # pragma: no cover
-    ax.plot([0, 1], [0, 1], "--", color="gray")  # pragma: no cover
-    ax.set_title(title)  # pragma: no cover
-
-
 def _plot_reliability(summary: Summary, runs, path: Path) -> Optional[Path]:
-    pooled = []
-    for r in summary.rows:
-        rels = [_dict(runs[r.method][s].final.get("metrics")).get("reliability") for s in r.seeds]
-        rel = _pooled_reliability(rels)
-        if rel is not None:
-            pooled.append((r.method, rel))
+    pooled = _reliability_by_method(summary, runs)
     if not pooled:
         return None
     ncols = min(4, len(pooled))
@@ -137,7 +123,7 @@ def _plot_reliability(summary: Summary, runs, path: Path) -> Optional[Path]:
     for i, (m, rel) in enumerate(pooled):
         ax = axes[i // ncols][i % ncols]
         s = "seed" if rel["n_seeds"] == 1 else "seeds pooled"
-        _draw_reliability(ax, rel, f"{m} ({rel['n_seeds']} {s})")
+        plot_reliability(ax, dict(rel), title=f"{m} ({rel['n_seeds']} {s})")
     for j in range(len(pooled), nrows * ncols):
         axes[j // ncols][j % ncols].set_axis_off()
     fig.suptitle("reliability diagrams (bin counts summed over seeds)", fontsize=11)
@@ -146,24 +132,7 @@ def _plot_reliability(summary: Summary, runs, path: Path) -> Optional[Path]:
 
 
 def _plot_corruption(summary: Summary, runs, colors, path: Path) -> Optional[Path]:
-    data = {}
-    for r in summary.rows:
-        sev_vals: Dict[int, List[float]] = {}
-        name_vals: Dict[str, List[float]] = {}
-        for s in r.seeds:
-            m = _dict(runs[r.method][s].final.get("metrics"))
-            by_sev, by_name = _corruption_tables(m.get("corruption"))
-            if not by_sev and not by_name:
-                continue
-            clean = _first(m.get("robust_top1"), m.get("top1"))
-            if clean is not None and by_sev:
-                by_sev = {0: clean, **by_sev}
-            for sev, a in by_sev.items():
-                sev_vals.setdefault(sev, []).append(a)
-            for name, a in by_name.items():
-                name_vals.setdefault(name, []).append(a)
-        if sev_vals or name_vals:
-            data[r.method] = (sev_vals, name_vals)
+    data = _corruption_by_method(summary, runs)
     if not data:
         return None
     names = sorted({n for _, nv in data.values() for n in nv})
@@ -214,14 +183,7 @@ def _plot_corruption(summary: Summary, runs, colors, path: Path) -> Optional[Pat
 
 
 def _plot_occlusion(summary: Summary, runs, colors, path: Path) -> Optional[Path]:
-    curves = {}
-    for r in summary.rows:
-        by_f: Dict[float, List[float]] = {}
-        for s in r.seeds:
-            for f, a in _occlusion_points(_dict(runs[r.method][s].final.get("metrics")).get("occlusion")):
-                by_f.setdefault(round(f, 6), []).append(a)
-        if by_f:
-            curves[r.method] = sorted((f, *_mean_std(v)) for f, v in by_f.items())
+    curves = _occlusion_by_method(summary, runs)
     if not curves:
         return None
     fig = _new_figure(6.4, 4.4)
@@ -229,12 +191,7 @@ def _plot_occlusion(summary: Summary, runs, colors, path: Path) -> Optional[Path
     for m, pts in curves.items():
         auc = summary[m].stats["occlusion_auc"]
         label = m if auc is None else f"{m} (AUC {100 * auc.mean:.2f})"
-        fr = [100 * p[0] for p in pts]
-        mean = [100 * p[1] for p in pts]
-        std = [100 * p[2] for p in pts]
-        ax.plot(fr, mean, marker="o", markersize=3, color=colors[m], label=label)
-        ax.fill_between(fr, [a - e for a, e in zip(mean, std)], [a + e for a, e in zip(mean, std)], color=colors[m],
-                        alpha=0.15, linewidth=0)
+        _plot_band(ax, [100 * p[0] for p in pts], pts, colors[m], label)
     ax.set_xlabel("occluded fraction of the input (%)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("occlusion robustness (mean ± std over seeds)", fontsize=10)

@@ -1,5 +1,8 @@
 """The data behind the report's plots, taken from the grouped runs (plain numbers, no matplotlib):
 learning curves, pooled reliability bins, corruption accuracies and occlusion curves.
+
+The ``*_by_method`` functions gather, per row of a :class:`~.summary.Summary`, the numbers of the
+method's finished seeds; a method without the data is left out.
 """
 from __future__ import annotations
 
@@ -8,10 +11,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .records import _Run
 from .stats import _mean_std
-from .values import _dict, _num
+from .summary import MethodSummary, Summary
+from .values import _dict, _first, _num
+
+_Runs = Dict[str, Dict[Any, _Run]]
 
 
-def _learning_curves(runs: Dict[str, Dict[Any, _Run]], method: str) -> List[Tuple[int, float, float]]:
+def _learning_curves(runs: _Runs, method: str) -> List[Tuple[int, float, float]]:
+    """``[(epoch, mean, std)]`` of the test top-1 over all of ``method``'s seeds, finished or not."""
     by_epoch: Dict[int, List[float]] = {}
     for run in runs.get(method, {}).values():
         for ep, rec in run.epochs.items():
@@ -102,3 +109,54 @@ def _occlusion_points(occ: Any) -> List[Tuple[float, float]]:
         if isinstance(fr, list) and acc is not None:
             pts = [(float(f), _num(a)) for f, a in zip(fr, acc) if _num(f) is not None and _num(a) is not None]
     return sorted(pts)
+
+
+def _seed_metrics(runs: _Runs, row: MethodSummary) -> List[Dict[str, Any]]:
+    """The ``metrics`` dicts of the final lines of ``row``'s finished seeds (``{}`` where missing)."""
+    return [_dict(runs[row.method][s].final.get("metrics")) for s in row.seeds]
+
+
+def _reliability_by_method(summary: Summary, runs: _Runs) -> List[Tuple[str, Dict[str, Any]]]:
+    """``[(method, reliability pooled over its seeds)]`` (see :func:`_pooled_reliability`)."""
+    pooled = []
+    for r in summary.rows:
+        rel = _pooled_reliability([m.get("reliability") for m in _seed_metrics(runs, r)])
+        if rel is not None:
+            pooled.append((r.method, rel))
+    return pooled
+
+
+def _corruption_by_method(summary: Summary, runs: _Runs) -> Dict[str, Tuple[Dict[int, List[float]], Dict[str, List[float]]]]:
+    """``{method: ({severity: [acc per seed]}, {corruption: [acc per seed]})}``; severity 0 is the clean
+    accuracy of the same test subset (``robust_top1``, else ``top1``)."""
+    data = {}
+    for r in summary.rows:
+        sev_vals: Dict[int, List[float]] = {}
+        name_vals: Dict[str, List[float]] = {}
+        for m in _seed_metrics(runs, r):
+            by_sev, by_name = _corruption_tables(m.get("corruption"))
+            if not by_sev and not by_name:
+                continue
+            clean = _first(m.get("robust_top1"), m.get("top1"))
+            if clean is not None and by_sev:
+                by_sev = {0: clean, **by_sev}
+            for sev, a in by_sev.items():
+                sev_vals.setdefault(sev, []).append(a)
+            for name, a in by_name.items():
+                name_vals.setdefault(name, []).append(a)
+        if sev_vals or name_vals:
+            data[r.method] = (sev_vals, name_vals)
+    return data
+
+
+def _occlusion_by_method(summary: Summary, runs: _Runs) -> Dict[str, List[Tuple[float, float, float]]]:
+    """``{method: [(occluded fraction, mean acc, std acc)]}`` over the method's seeds."""
+    curves = {}
+    for r in summary.rows:
+        by_f: Dict[float, List[float]] = {}
+        for m in _seed_metrics(runs, r):
+            for f, a in _occlusion_points(m.get("occlusion")):
+                by_f.setdefault(round(f, 6), []).append(a)
+        if by_f:
+            curves[r.method] = sorted((f, *_mean_std(v)) for f, v in by_f.items())
+    return curves
