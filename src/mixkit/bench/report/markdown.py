@@ -155,14 +155,13 @@ _EVAL_FIELDS = ("median_last", "eval_corruptions", "eval_fgsm", "fgsm_eps", "eva
 
 
 def _kv(cfg: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """``key=value, ...`` for the ``keys`` in ``cfg`` (milestones and gamma only with the step schedule)."""
     parts = []
     for key in keys:
         if key not in cfg:
             continue
         v = cfg[key]
-        if key == "milestones" and cfg.get("schedule") != "step":
-            continue
-        if key in ("gamma",) and cfg.get("schedule") != "step":
+        if key in ("milestones", "gamma") and cfg.get("schedule") != "step":
             continue
         if isinstance(v, float) and not v.is_integer():
             v = f"{v:.4g}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .records import _final_values, _group
@@ -114,22 +114,14 @@ class Summary:
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-friendly dict of the summary (seeds become strings only where JSON forces it)."""
-        import dataclasses
-
-        return dataclasses.asdict(self)
+        return asdict(self)
 
 
-def _config_of(records: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+def _last_dict(records: Sequence[Mapping[str, Any]], key: str) -> Dict[str, Any]:
+    """A copy of the last record's ``key`` that is a dict (``"config"``, ``"env"``), or ``{}``."""
     for rec in reversed(records):
-        if isinstance(rec.get("config"), dict):
-            return dict(rec["config"])
-    return {}
-
-
-def _env_of(records: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
-    for rec in reversed(records):
-        if isinstance(rec.get("env"), dict):
-            return dict(rec["env"])
+        if isinstance(rec.get(key), dict):
+            return dict(rec[key])
     return {}
 
 
@@ -148,8 +140,8 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> Summary:
     """
     records = [r for r in records if isinstance(r, Mapping)]
     runs, notes = _group(records)
-    config = _config_of(records)
-    env = _env_of(records)
+    config = _last_dict(records, "config")
+    env = _last_dict(records, "env")
     k = int(_num(config.get("median_last")) or 5)
 
     order = [m for m in (config.get("methods") or []) if isinstance(m, str)]
