@@ -23,19 +23,18 @@ def parse_json_lines(text: str, *, source: Optional[str] = None, objects_only: b
         line = line.strip()
         if not line:
             continue
+        skip = None
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            if source is not None:
-                where = "last line" if i == last else "line"
-                hint = "a run killed while writing" if i == last else "an interrupted run that was resumed"
-                warnings.warn(f"{source}: skipping malformed {where} {i + 1} ({e.msg}; probably {hint})",
-                              RuntimeWarning, stacklevel=stacklevel + 1)
-            continue
-        if objects_only and not isinstance(value, dict):
-            if source is not None:
-                warnings.warn(f"{source}: skipping line {i + 1}: a JSON {type(value).__name__}, not an object",
-                              RuntimeWarning, stacklevel=stacklevel + 1)
-            continue
-        out.append(value)
+            where = "last line" if i == last else "line"
+            hint = "a run killed while writing" if i == last else "an interrupted run that was resumed"
+            skip = f"malformed {where} {i + 1} ({e.msg}; probably {hint})"
+        else:
+            if objects_only and not isinstance(value, dict):
+                skip = f"line {i + 1}: a JSON {type(value).__name__}, not an object"
+        if skip is None:
+            out.append(value)
+        elif source is not None:
+            warnings.warn(f"{source}: skipping {skip}", RuntimeWarning, stacklevel=stacklevel + 1)
     return out
