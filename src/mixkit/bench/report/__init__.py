@@ -11,6 +11,7 @@ the command line). Its modules, each used only by those below it in this list:
 * :mod:`.jsonl`: parsing JSON lines, skipping (and naming) a line cut short by a killed writer;
 * :mod:`.records`: :func:`load_results` and the grouping of records into (method, seed) runs;
 * :mod:`.summary`: :func:`summarize`, the :class:`Summary` with one :class:`MethodSummary` per method;
+* :mod:`.series`: the numbers behind the plots (learning curves, pooled reliability, robustness);
 * :mod:`.markdown`: the tables and the text of ``report.md`` (:func:`render_report`);
 * :mod:`.plots`: the PNGs (:func:`write_plots`; needs matplotlib).
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import List
 
 from ..io import atomic_write_text
+# the public names of the single-module report, re-exported (write_report uses some of them)
 from .markdown import delta_table, main_table, render_report
 from .plots import DPI, PLOTS, write_plots
 from .records import load_results

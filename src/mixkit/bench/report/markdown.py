@@ -207,7 +207,6 @@ def _env_section(summary: Summary) -> List[str]:
     return out + [""]
 
 
-
 _PLOT_CAPTIONS = {
     "accuracy.png": "Final and median-of-last-k test top-1 per method, and the learning curves.",
     "reliability.png": "Reliability diagrams (15 equal-width confidence bins unless configured otherwise).",
@@ -269,4 +268,3 @@ def render_report(summary: Summary, plots: Sequence[str] = (), *, results_name: 
             stem = name[:-4] if name.endswith(".png") else name
             lines += [f"### {stem.replace('_', ' ')}", "", _PLOT_CAPTIONS.get(name, ""), "", f"![{stem}]({name})", ""]
     return "\n".join(lines).rstrip() + "\n"
-

@@ -262,5 +262,3 @@ def write_plots(run_dir, records: Sequence[Mapping[str, Any]], summary: Optional
         elif path.exists():
             path.unlink()
     return out
-
-

@@ -91,5 +91,3 @@ def _final_values(run: _Run, k: int) -> Dict[str, Optional[float]]:
         "robust_top1": _first(m.get("robust_top1")),
         "images_per_s": statistics.fmean(ips) if ips else None,
     }
-
-

@@ -126,7 +126,8 @@ def _reliability_by_method(summary: Summary, runs: _Runs) -> List[Tuple[str, Dic
     return pooled
 
 
-def _corruption_by_method(summary: Summary, runs: _Runs) -> Dict[str, Tuple[Dict[int, List[float]], Dict[str, List[float]]]]:
+def _corruption_by_method(summary: Summary,
+                          runs: _Runs) -> Dict[str, Tuple[Dict[int, List[float]], Dict[str, List[float]]]]:
     """``{method: ({severity: [acc per seed]}, {corruption: [acc per seed]})}``; severity 0 is the clean
     accuracy of the same test subset (``robust_top1``, else ``top1``)."""
     data = {}

@@ -24,7 +24,6 @@ _T975 = (
 )
 
 
-
 def t_quantile_975(df: int) -> float:
     """``t_{0.975, df}``: the quantile of Student's t for a two-sided 95% interval.
 
@@ -110,8 +109,6 @@ def paired_difference(method: Mapping[Any, float], reference: Mapping[Any, float
         return Delta(mean, None, None, None, 1, seeds, diffs)
     half = t_quantile_975(n - 1) * statistics.stdev(diffs) / math.sqrt(n)
     return Delta(mean, mean - half, mean + half, half, n, seeds, diffs)
-
-
 
 
 def _mean_std(vals: Sequence[float]) -> Tuple[float, float]:

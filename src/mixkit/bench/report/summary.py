@@ -204,5 +204,3 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> Summary:
         notes.append(f"no results yet for: {', '.join(missing)}.")
     run_key = next((str(r["run_key"]) for r in reversed(records) if r.get("run_key") is not None), None)
     return Summary(rows, config, env, k, reference, missing, notes, len(records), run_key)
-
-

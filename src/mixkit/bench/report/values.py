@@ -44,4 +44,3 @@ def _seed_key(seed: Any) -> Any:
 def _sort_seeds(seeds: Iterable[Any]) -> List[Any]:
     """Int seeds in numeric order, then any others in text order."""
     return sorted(seeds, key=lambda s: (not isinstance(s, int), s if isinstance(s, int) else str(s)))
-
