@@ -845,7 +845,7 @@ def _pooled_reliability(rels: Sequence[Mapping[str, Any]]) -> Optional[Dict[str,
 
 def _draw_reliability(ax, rel: Mapping[str, Any], title: str) -> None:
     try:
-        from .metrics import plot_reliability
+        from .eval import plot_reliability
     except ImportError:  # pragma: no cover - metrics ships with the package
         plot_reliability = None
     if plot_reliability is not None:
