@@ -48,8 +48,8 @@ import torch
 from torch import Tensor, nn
 
 from . import corruption_kernels as kernels
-from .metrics import Normalize, _check_batch_size, _check_x, _check_y, _eval_mode, _forward, _model_device
-from .metrics import _model_dtype, _resolve_normalize
+from .checks import check_x, check_y, default_generator, draw_seed
+from .model import ModelView, Normalize, eval_mode
 
 __all__ = [
     "SEVERITIES",
@@ -196,11 +196,15 @@ def available_corruptions(x: Tensor | Sequence[int]) -> list[str]:
     return [name for name, c in CORRUPTIONS.items() if c.supports(x)]
 
 
-def corrupt(x: Tensor, name: str, severity: int, generator: torch.Generator | None = None) -> Tensor:
-    """Apply ``CORRUPTIONS[name]`` at ``severity`` (1..5) to ``x`` ``(N, C, *spatial)`` in ``[0, 1]``."""
+def _lookup(name: str) -> Corruption:
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
-    return CORRUPTIONS[name](x, severity, generator)
+    return CORRUPTIONS[name]
+
+
+def corrupt(x: Tensor, name: str, severity: int, generator: torch.Generator | None = None) -> Tensor:
+    """Apply ``CORRUPTIONS[name]`` at ``severity`` (1..5) to ``x`` ``(N, C, *spatial)`` in ``[0, 1]``."""
+    return _lookup(name)(x, severity, generator)
 
 
 def _fnv1a(text: str) -> int:
@@ -211,7 +215,7 @@ def _fnv1a(text: str) -> int:
 
 
 def corruption_accuracy(
-    model: nn.Module,
+    model: nn.Module | ModelView,
     x: Tensor,
     y: Tensor,
     normalize: Normalize | None = None,
@@ -219,10 +223,7 @@ def corruption_accuracy(
     names: Sequence[str] | None = None,
     *,
     generator: torch.Generator | None = None,
-    batch_size: int = 512,
-    device: torch.device | str | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
+    **view_kw: Any,
 ) -> dict[str, Any]:
     """Top-1 accuracy of ``model`` on corrupted copies of ``x`` for every corruption and severity.
 
@@ -232,8 +233,10 @@ def corruption_accuracy(
     are evaluated. Results depend on ``batch_size`` only through the order random numbers are drawn.
 
     Args:
+        model, normalize, ``**view_kw``: the model as :meth:`~mixkit.bench.eval.model.ModelView.of`
+            takes it (``mean``, ``std``, ``batch_size``, ``device``); the normalisation is applied
+            after corrupting.
         x: ``(N, C, *spatial)`` float in ``[0, 1]``.  y: ``(N,)`` class ids.
-        normalize / mean / std: the model's input normalisation, applied after corrupting.
         severities: subset of 1..5 (default all).
         names: corruption names (default: every corruption in :data:`CORRUPTIONS` that supports
             ``x``'s spatial rank and channel count). An explicitly named unsupported corruption
@@ -243,10 +246,9 @@ def corruption_accuracy(
         ``{"per": {name: {severity: acc}}, "per_corruption": {name: mean over severities},
         "mean": mean over all (name, severity) pairs, "names": [...], "severities": [...]}``.
     """
-    norm = _resolve_normalize(normalize, mean, std)
-    _check_x(x)
-    y = _check_y(y, x.shape[0])
-    bs = _check_batch_size(batch_size)
+    view = ModelView.of(model, normalize, **view_kw)
+    check_x(x)
+    y = check_y(y, x.shape[0])
     sevs = [_check_severity(s) for s in severities]
     if not sevs:
         raise ValueError("severities must not be empty")
@@ -257,26 +259,18 @@ def corruption_accuracy(
     else:
         names = list(names)
         for name in names:
-            if name not in CORRUPTIONS:
-                raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
-            CORRUPTIONS[name].check(x[:1])
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
-    base = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    dev, dtype = _model_device(model, device), _model_dtype(model)
+            _lookup(name).check(x[:1])
+    base = draw_seed(default_generator(generator))
     per: dict[str, dict[int, float]] = {}
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(view.model), torch.no_grad():
         for name in names:
             cor = CORRUPTIONS[name]
             per[name] = {}
             for sev in sevs:
                 g = torch.Generator().manual_seed((base ^ _fnv1a(f"{name}/{sev}")) % (2**63 - 1))
                 correct = 0
-                for start in range(0, x.shape[0], bs):
-                    xb = x[start : start + bs].to(dev)
-                    xc = cor(xb, sev, g)
-                    pred = _forward(model, norm, xc, dev, dtype).argmax(dim=1).cpu()
-                    correct += int((pred == y[start : start + bs].cpu()).sum())
+                for sl in view.spans(x.shape[0]):
+                    correct += view.n_correct(cor(x[sl].to(view.device), sev, g), y[sl])
                 per[name][sev] = correct / x.shape[0]
     per_c = {name: sum(d.values()) / len(d) for name, d in per.items()}
     overall = sum(sum(d.values()) for d in per.values()) / sum(len(d) for d in per.values())
