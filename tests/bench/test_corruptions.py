@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixkit.bench.corruptions import (
+from mixkit.bench.eval import (
     CORRUPTIONS,
     SEVERITIES,
     available_corruptions,

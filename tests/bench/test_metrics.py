@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixkit.bench.metrics import (
+from mixkit.bench.eval import (
     accuracy,
     brier,
     ece,

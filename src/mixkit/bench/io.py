@@ -8,13 +8,14 @@ import os
 import platform
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 import torch
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_jsonl", "atomic_torch_save",
-           "read_jsonl", "env_info"]
+           "parse_json_lines", "read_jsonl", "env_info"]
 
 
 def _umask() -> int:
@@ -73,21 +74,45 @@ def atomic_torch_save(obj: Any, path) -> Path:
     return Path(path)
 
 
-def read_jsonl(path) -> list:
-    """Records of a JSON-lines file; a truncated last line (a killed writer) is skipped."""
-    out = []
-    p = Path(path)
-    if not p.exists():
-        return out
-    for line in p.read_text().splitlines():
+def parse_json_lines(text: str, *, source: Optional[str] = None, objects_only: bool = False,
+                     stacklevel: int = 1) -> List[Any]:
+    """The JSON values of the lines of ``text``, in order.
+
+    Blank lines are skipped, and so is a line that is not valid JSON (typically a truncated last
+    line left by a killed writer) and, with ``objects_only``, a value that is not a JSON object.
+    With ``source`` (the file's name) each skipped line is reported by a :class:`RuntimeWarning`
+    naming it; without, lines are skipped silently. ``stacklevel`` is :func:`warnings.warn`'s,
+    counted from the caller of this function (1: the warning points at the line that called it).
+    """
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    out: List[Any] = []
+    for i, line in enumerate(lines):
         line = line.strip()
         if not line:
             continue
+        skip = None
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            where = "last line" if i == last else "line"
+            hint = "a run killed while writing" if i == last else "an interrupted run that was resumed"
+            skip = f"malformed {where} {i + 1} ({e.msg}; probably {hint})"
+        else:
+            if objects_only and not isinstance(value, dict):
+                skip = f"line {i + 1}: a JSON {type(value).__name__}, not an object"
+        if skip is None:
+            out.append(value)
+        elif source is not None:
+            warnings.warn(f"{source}: skipping {skip}", RuntimeWarning, stacklevel=stacklevel + 1)
     return out
+
+
+def read_jsonl(path) -> list:
+    """Records of a JSON-lines file (``[]`` if it does not exist); a truncated last line (a killed writer)
+    is skipped silently."""
+    p = Path(path)
+    return parse_json_lines(p.read_text()) if p.exists() else []
 
 
 def _json_default(o):

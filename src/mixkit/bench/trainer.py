@@ -158,7 +158,7 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
     ``on_epoch(records)`` is called on rank 0 after every epoch (the runner rewrites results.jsonl).
     ``stop_after_steps`` raises ``KeyboardInterrupt`` after that many optimiser steps (for tests of resume).
     """
-    from . import metrics  # lazy: matplotlib-free, but keeps `import mixkit.bench.trainer` light
+    from . import eval as metrics  # lazy: matplotlib-free, but keeps `import mixkit.bench.trainer` light
 
     di = DistInfo()
     device = resolve_device(cfg.device)

@@ -2,13 +2,12 @@
 
 The trainer appends one JSON line per (method, seed, epoch) to ``results.jsonl``; the last epoch of
 each (method, seed) carries ``"final": true`` and the ``"metrics"`` dict of
-:func:`mixkit.bench.metrics.evaluate` (plus ``median_top1``). This package reads those lines and writes
+:func:`mixkit.bench.eval.evaluate` (plus ``median_top1``). This package reads those lines and writes
 ``report.md`` and the PNG plots into the run folder (:func:`write_report`; ``mixkit report DIR`` on
 the command line). Its modules, each used only by those below it in this list:
 
 * :mod:`.values`: the loosely typed values of a record as numbers, dicts and seeds;
 * :mod:`.stats`: mean ± sample std over seeds, paired differences with 95% t intervals;
-* :mod:`.jsonl`: parsing JSON lines, skipping (and naming) a line cut short by a killed writer;
 * :mod:`.records`: :func:`load_results` and the grouping of records into (method, seed) runs;
 * :mod:`.summary`: :func:`summarize`, the :class:`Summary` with one :class:`MethodSummary` per method;
 * :mod:`.series`: the numbers behind the plots (learning curves, pooled reliability, robustness);

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..io import atomic_path
-from ..metrics import plot_reliability
+from ..eval import plot_reliability
 from .records import _group
 from .series import _corruption_by_method, _learning_curves, _occlusion_by_method, _reliability_by_method
 from .stats import _mean_std

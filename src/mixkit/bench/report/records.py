@@ -1,7 +1,7 @@
 """Reading ``results.jsonl`` and grouping its lines into runs, one per (method, seed).
 
 The trainer appends one JSON line per (method, seed, epoch); the last epoch of each (method, seed)
-carries ``"final": true`` and the ``"metrics"`` dict of :func:`mixkit.bench.metrics.evaluate` (plus
+carries ``"final": true`` and the ``"metrics"`` dict of :func:`mixkit.bench.eval.evaluate` (plus
 ``median_top1``). A (method, seed, epoch) logged twice (a resumed run) keeps its last line; a
 (method, seed) without a final line counts in the learning curves only.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .jsonl import parse_json_lines
+from ..io import parse_json_lines
 from .values import _dict, _first, _num, _seed_key
 
 
