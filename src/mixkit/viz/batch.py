@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .result import MixResult
+from ..result import MixResult
 
 __all__ = ["show", "show_grid", "show_1d", "show_hidden", "show_saliency", "capture_hidden", "mask_gallery",
            "weight_text", "DPI"]
@@ -45,7 +45,7 @@ MixerLike = Union[str, Any]
 # ------------------------------------------------------------------------------------------------
 def _make_mixer(mixer_or_name: MixerLike, params: Optional[Mapping[str, Any]]):
     if isinstance(mixer_or_name, str):
-        from . import registry
+        from .. import registry
 
         return registry.create(mixer_or_name, **dict(params or {}))
     if not hasattr(mixer_or_name, "mix"):
@@ -452,7 +452,7 @@ def capture_hidden(mixer, x: Tensor, y: Optional[Tensor] = None, generator: Opti
             with ``runs_model``, ``model``, ``layers`` and ``mix(x, y, generator=, forward=)``.
         forward: the callable that runs the model (default ``mixer.model``).
     """
-    from .hooks import INPUT, get_module
+    from ..hooks import INPUT, get_module
 
     model = mixer.model
     run = model if forward is None else forward
@@ -718,7 +718,7 @@ def _saliency_maps(mixer, res: MixResult, x: Tensor, y_raw, saliency: Optional[T
             return p, torch.ones(b, dtype=torch.bool), "saliency: the maps the mixer computed"
     model = getattr(mixer, "model", None)
     if isinstance(model, torch.nn.Module) and y_raw is not None:
-        from .saliency import input_gradient_saliency
+        from ..saliency import input_gradient_saliency
 
         s = input_gradient_saliency(model, x, y_raw, clean_lam=0.0).saliency
         return (s.detach().float().cpu(), torch.ones(b, dtype=torch.bool),
@@ -1006,7 +1006,7 @@ def mask_gallery(methods: Union[MixerLike, Sequence[MixerLike]], size: Sequence[
     im = None
     for r, m in enumerate(methods):
         if isinstance(m, str):
-            from . import registry
+            from .. import registry
 
             name = registry.resolve(m)
             kw = {"mode": mode}
