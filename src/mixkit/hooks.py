@@ -388,19 +388,31 @@ def mix_at(model: nn.Module, layer: Union[LayerSpec, Sequence[LayerSpec]], fn: C
 
 
 @contextmanager
-def capture(model: nn.Module, *layers: str) -> Iterator[Dict[str, Tensor]]:
+def capture(model: nn.Module, *layers: str, prepend: bool = False, first: bool = False,
+            copy: bool = False) -> Iterator[Dict[str, Tensor]]:
     """Record (without changing) the first-tensor output of some layers during the forward passes.
 
     >>> with capture(model, "layer1", "layer2") as acts:
     ...     model(x)
     >>> acts["layer1"].shape
 
-    ``"input"`` records the model's input. Later calls of a module overwrite earlier ones. Hooks are
-    removed on leaving the block; a layer that never ran is absent from the dict.
+    ``"input"`` records the model's input. Later calls of a module overwrite earlier ones (with
+    ``first=True`` the first call's tensor is kept). Hooks are removed on leaving the block; a layer
+    that never ran is absent from the dict.
+
+    Around a :func:`mix_at` block on the same layer, the hooks see the mixed tensor: they run after the
+    hooks already registered. With ``prepend=True`` they run before them, so they see the unmixed one
+    (the output the module computed, or the input the model was called with). ``copy=True`` records
+    detached copies (safe from later in-place changes and from autograd) instead of the tensors themselves.
     """
     _check_model(model)
     acts: Dict[str, Tensor] = {}
     removers = []
+
+    def keep(name: str, t: Tensor) -> None:
+        if not (first and name in acts):
+            acts[name] = t.detach().clone() if copy else t
+
     try:
         for spec in layers:
             name = resolve_layers(model, spec)[0]
@@ -409,16 +421,16 @@ def capture(model: nn.Module, *layers: str) -> Iterator[Dict[str, Tensor]]:
                     vals = list(args) + list(kwargs.values())
                     for v in vals:
                         if isinstance(v, Tensor):
-                            acts[_n] = v
+                            keep(_n, v)
                             break
-                removers.append(model.register_forward_pre_hook(pre, with_kwargs=True))
+                removers.append(model.register_forward_pre_hook(pre, with_kwargs=True, prepend=prepend))
             else:
                 def post(mod, args, out, _n=name):
                     if isinstance(out, Tensor):
-                        acts[_n] = out
+                        keep(_n, out)
                     elif isinstance(out, (tuple, list)):
-                        acts[_n] = out[_first_tensor(out, f"the output of {_n!r}")]
-                removers.append(get_module(model, name).register_forward_hook(post))
+                        keep(_n, out[_first_tensor(out, f"the output of {_n!r}")])
+                removers.append(get_module(model, name).register_forward_hook(post, prepend=prepend))
         yield acts
     finally:
         for r in removers:
