@@ -58,7 +58,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from . import registry
+from .. import registry
 
 __all__ = ["main", "build_parser", "CLIError", "ShowData", "load_show_data", "pick_samples", "parse_params", "render",
            "show_model", "needs_model", "check_showable", "SHOW_TRAIN_STEPS"]
@@ -399,7 +399,7 @@ def show_model(data: ShowData, seed: int = 0, *, train: bool = True, steps: Opti
     call returns a fresh copy, so a mixer that changes the model (Co-Mixup's clean-loss gradient,
     BatchNorm statistics) does not affect the next.
     """
-    from .bench.models import build_model
+    from ..bench.models import build_model
 
     dims = data.spatial_dims
     if dims not in _SHOW_MODELS:
@@ -466,7 +466,7 @@ def render(name: str, data: ShowData, out: str, *, n: Optional[int] = None, seed
     :func:`mixkit.viz.show_hidden`, saliency-guided ones (SaliencyMix, PuzzleMix, Co-Mixup) by
     :func:`mixkit.viz.show_saliency`, the others by :func:`mixkit.viz.show`.
     """
-    from . import viz
+    from .. import viz
 
     params = params or {}
     why = check_showable(name, data)
@@ -543,7 +543,7 @@ def _wrap(text: str, width: int = 100) -> str:
 # ------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: built-in subcommands plus those registered by :data:`_EXTENSIONS`."""
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="mixkit", description="Mixed-sample data augmentation for PyTorch: inspect methods and draw them.")
