@@ -81,3 +81,10 @@ def test_param_flag_takes_several_items_and_reads_true_false_none_like_show():
                                  "cutmix": {"correct_lam": False, "minmax": None}}
     with pytest.raises(CLIError, match="argument name"):  # the same parser as `mixkit show --param`
         config_from_args(_parse(["bench", "--param", "mixup.1x=2"]))
+
+
+def test_report_subcommand_is_the_report_modules_parser():
+    from mixkit.bench.report import report_command
+
+    args = _parse(["report", "run", "--results", "r.jsonl", "--no-plots"])
+    assert args.func is report_command and args.dir == "run" and args.results == "r.jsonl" and args.no_plots

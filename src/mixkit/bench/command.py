@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Dict
 
 from ..cli.params import add_param_option, parse_params
+from .report import add_report_parser
 
 if TYPE_CHECKING:
     from .config import BenchConfig
@@ -56,10 +57,7 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress bars")
     p.set_defaults(func=_run_bench)
 
-    r = subparsers.add_parser("report", help="rebuild report.md and the plots of a bench folder from results.jsonl")
-    r.add_argument("dir")
-    r.add_argument("--results", help="results file (default DIR/results.jsonl)")
-    r.set_defaults(func=_run_report)
+    add_report_parser(subparsers)
 
 
 _FIELDS = ("preset", "dataset", "data_dir", "download", "n_train", "n_test", "model", "width", "methods", "mode",
@@ -95,12 +93,4 @@ def _run_bench(args) -> int:
     cfg = config_from_args(args)
     out = run_bench(cfg, resume=args.resume)
     print(f"results: {out / 'results.jsonl'}\nreport:  {out / 'report.md'}")
-    return 0
-
-
-def _run_report(args) -> int:
-    from .report import write_report
-
-    path = write_report(args.dir, args.results) if args.results else write_report(args.dir)
-    print(path)
     return 0
