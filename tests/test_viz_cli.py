@@ -1,11 +1,14 @@
 """Tests of mixkit.registry, mixkit.viz and the `mixkit` command (list / show / extensions)."""
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -17,6 +20,7 @@ matplotlib.use("Agg")
 
 import mixkit  # noqa: E402
 from mixkit import cli, registry, viz  # noqa: E402
+from mixkit.cli import extensions  # noqa: E402
 from mixkit.mixers.cutmix import CutMix  # noqa: E402
 from mixkit.mixers.dirichlet import DirichletMixUp  # noqa: E402
 from mixkit.mixers.mixup import MixUp  # noqa: E402
@@ -328,6 +332,47 @@ def test_cli_list_reports_why_unavailable(capsys, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # extensions
 # ------------------------------------------------------------------------------------------------
+def _fake_entry_points(monkeypatch, **targets):
+    """Make the ``mixkit.commands`` entry-point lookup find exactly ``name="module:attr"`` entries."""
+    real = importlib.metadata.entry_points
+    eps = [importlib.metadata.EntryPoint(name, value, cli.ENTRY_POINT_GROUP) for name, value in targets.items()]
+
+    def entry_points(**kw):
+        return eps if kw.get("group") == cli.ENTRY_POINT_GROUP else real(**kw)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+
+def _hello_register(sub):
+    p = sub.add_parser("hello-ep", help="a command registered by an entry point of this test module")
+    p.add_argument("--times", type=int, default=1)
+    p.set_defaults(func=lambda args: print("hello " * args.times) or 5)
+
+
+def test_cli_runs_a_command_registered_by_an_entry_point(monkeypatch, capsys):
+    assert sys.modules[__name__].__dict__["_hello_register"] is _hello_register  # the entry point's target
+    _fake_entry_points(monkeypatch, hello=f"{__name__}:_hello_register")
+    assert cli.main(["hello-ep", "--times", "2"]) == 5
+    assert capsys.readouterr().out.strip() == "hello hello"
+    assert "bench" not in extensions._LOADED_EXTENSIONS and extensions._LOADED_EXTENSIONS == ["hello"]
+    # no entry point at all (mixkit not installed): an unknown command says where commands come from
+    _fake_entry_points(monkeypatch)
+    with pytest.raises(SystemExit):
+        cli.main(["bench"])
+    assert cli.ENTRY_POINT_GROUP in capsys.readouterr().err
+
+
+def test_pyproject_declares_bench_in_the_entry_point_group():
+    tomllib = pytest.importorskip("tomllib")
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    group = meta["project"]["entry-points"][cli.ENTRY_POINT_GROUP]
+    assert group == {"bench": "mixkit.bench.command:register"}
+    sub = argparse.ArgumentParser().add_subparsers(dest="command")
+    importlib.metadata.EntryPoint("bench", group["bench"], cli.ENTRY_POINT_GROUP).load()(sub)
+    assert {"bench", "report"} <= set(sub.choices)
+
+
 def test_cli_extension_registers_a_subcommand(monkeypatch, capsys):
     mod = types.ModuleType("mixkit_fake_ext")
     seen = {}
@@ -343,9 +388,10 @@ def test_cli_extension_registers_a_subcommand(monkeypatch, capsys):
 
     mod.register = register
     monkeypatch.setitem(sys.modules, "mixkit_fake_ext", mod)
-    monkeypatch.setattr(cli, "_EXTENSIONS", ["mixkit_fake_missing_ext_xyz", "mixkit_fake_ext"])
+    _fake_entry_points(monkeypatch, mixkit_fake_missing_ext_xyz="mixkit_fake_missing_ext_xyz:register",
+                       hello="mixkit_fake_ext:register")
     assert cli.main(["hello", "--who", "you"]) == 7 and seen == {"who": "you"}
-    assert "mixkit_fake_missing_ext_xyz" in cli._SKIPPED_EXTENSIONS  # ImportError: skipped
+    assert "mixkit_fake_missing_ext_xyz" in extensions._SKIPPED_EXTENSIONS  # ImportError: skipped
     assert cli.main(["list"]) == 0  # built-ins still work next to an extension
     # an unknown command names the extensions that were skipped and why
     with pytest.raises(SystemExit):
@@ -361,7 +407,7 @@ def test_cli_broken_extension_is_not_hidden(monkeypatch):
 
     mod.register = register
     monkeypatch.setitem(sys.modules, "mixkit_broken_ext", mod)
-    monkeypatch.setattr(cli, "_EXTENSIONS", ["mixkit_broken_ext"])
+    _fake_entry_points(monkeypatch, broken="mixkit_broken_ext:register")
     with pytest.raises(RuntimeError, match="broken extension"):
         cli.main(["list"])
 

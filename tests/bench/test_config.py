@@ -6,6 +6,7 @@ import argparse
 import pytest
 
 from mixkit.bench.command import config_from_args, register
+from mixkit.cli import CLIError
 from mixkit.bench.config import PRESETS, BenchConfig, load_config_file
 
 
@@ -70,3 +71,20 @@ def test_bad_param_flag_and_missing_file(tmp_path):
     (tmp_path / "c.ini").write_text("x")
     with pytest.raises(ValueError, match="toml"):
         load_config_file(str(tmp_path / "c.ini"))
+
+
+def test_param_flag_takes_several_items_and_reads_true_false_none_like_show():
+    args = _parse(["bench", "--methods", "vanilla,mixup,cutmix", "--param", "mixup.alpha=0.2", "cutmix.correct_lam=false",
+                   "--param", "mixup.reformulate=TRUE", "cutmix.minmax=none"])
+    cfg = config_from_args(args)
+    assert cfg.method_params == {"mixup": {"alpha": 0.2, "reformulate": True},
+                                 "cutmix": {"correct_lam": False, "minmax": None}}
+    with pytest.raises(CLIError, match="argument name"):  # the same parser as `mixkit show --param`
+        config_from_args(_parse(["bench", "--param", "mixup.1x=2"]))
+
+
+def test_report_subcommand_is_the_report_modules_parser():
+    from mixkit.bench.report import report_command
+
+    args = _parse(["report", "run", "--results", "r.jsonl", "--no-plots"])
+    assert args.func is report_command and args.dir == "run" and args.results == "r.jsonl" and args.no_plots

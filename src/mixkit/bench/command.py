@@ -1,22 +1,18 @@
-"""The ``mixkit bench`` and ``mixkit report`` subcommands (registered into ``mixkit.cli``)."""
+"""The ``mixkit bench`` and ``mixkit report`` subcommands (registered into ``mixkit.cli`` through the
+``mixkit.commands`` entry point ``bench``)."""
 from __future__ import annotations
 
-import ast
 import shlex
 import sys
 from typing import TYPE_CHECKING, Any, Dict
+
+from ..cli.params import add_param_option, parse_params
+from .report import add_report_parser
 
 if TYPE_CHECKING:
     from .config import BenchConfig
 
 __all__ = ["register", "config_from_args"]
-
-
-def _value(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def register(subparsers) -> None:
@@ -36,8 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="resnet8 (default), resnet20, resnet18, preactresnet18, cnn1d")
     p.add_argument("--width", type=int)
     p.add_argument("--methods", help="comma list, e.g. vanilla,mixup,cutmix,fmix (see `mixkit list`)")
-    p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                   help="a method hyper-parameter, e.g. --param mixup.alpha=0.2 (repeatable)")
+    add_param_option(p, qualified=True,
+                     help="method hyper-parameters, e.g. --param mixup.alpha=0.2 cutmix.alpha=1 (repeatable)")
     p.add_argument("--mode", choices=["batch", "sample"])
     p.add_argument("--seeds", help="N (seeds 0..N-1) or a comma list of seeds")
     p.add_argument("--epochs", type=int)
@@ -61,10 +57,7 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress bars")
     p.set_defaults(func=_run_bench)
 
-    r = subparsers.add_parser("report", help="rebuild report.md and the plots of a bench folder from results.jsonl")
-    r.add_argument("dir")
-    r.add_argument("--results", help="results file (default DIR/results.jsonl)")
-    r.set_defaults(func=_run_report)
+    add_report_parser(subparsers)
 
 
 _FIELDS = ("preset", "dataset", "data_dir", "download", "n_train", "n_test", "model", "width", "methods", "mode",
@@ -73,6 +66,9 @@ _FIELDS = ("preset", "dataset", "data_dir", "download", "n_train", "n_test", "mo
 
 
 def config_from_args(args) -> "BenchConfig":
+    """The :class:`~mixkit.bench.config.BenchConfig` of parsed ``mixkit bench`` arguments: the ``--config``
+    file, overridden by the flags given; ``--param METHOD.KEY=VALUE`` items are merged into the file's
+    ``method_params`` (read by :func:`mixkit.cli.params.parse_params`; the method name is kept as written)."""
     from .config import BenchConfig, load_config_file
 
     d: Dict[str, Any] = load_config_file(args.config) if args.config else {}
@@ -83,12 +79,8 @@ def config_from_args(args) -> "BenchConfig":
     if isinstance(d.get("seeds"), str) and d["seeds"].strip().isdigit():
         d["seeds"] = int(d["seeds"])
     params = {k: dict(v) for k, v in (d.get("method_params") or {}).items()}
-    for item in args.param:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"--param must look like METHOD.KEY=VALUE (e.g. mixup.alpha=0.2), got {item!r}")
-        lhs, val = item.split("=", 1)
-        method, key = lhs.split(".", 1)
-        params.setdefault(method, {})[key] = _value(val)
+    for method, kv in parse_params(args.param, qualified=True, resolve=False).items():
+        params.setdefault(method, {}).update(kv)
     if params:
         d["method_params"] = params
     d["command"] = "mixkit " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else d.get("command")
@@ -101,12 +93,4 @@ def _run_bench(args) -> int:
     cfg = config_from_args(args)
     out = run_bench(cfg, resume=args.resume)
     print(f"results: {out / 'results.jsonl'}\nreport:  {out / 'report.md'}")
-    return 0
-
-
-def _run_report(args) -> int:
-    from .report import write_report
-
-    path = write_report(args.dir, args.results) if args.results else write_report(args.dir)
-    print(path)
     return 0

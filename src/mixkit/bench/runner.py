@@ -12,7 +12,7 @@ import torch
 from .. import registry
 from .config import BenchConfig
 from .data import DataSplit, load_dataset, subset
-from .io import atomic_write_jsonl, read_jsonl
+from .io import atomic_path, atomic_write_jsonl, read_jsonl
 from .trainer import DistInfo, build_mixer, make_generator, train_run
 
 __all__ = ["run_bench", "load_bench_data", "check_methods"]
@@ -243,9 +243,9 @@ def write_gallery(cfg: BenchConfig, ds: DataSplit, path: Path, n: int = 6) -> Op
             ax.set_xticks([]), ax.set_yticks([])
         axes[row, 0].set_ylabel(m, fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path

@@ -1,0 +1,106 @@
+"""The model that ``mixkit show`` hands to model-aware methods: the benchmark's small network, trained
+for a few seconds on the shown dataset, without changing anything global."""
+from __future__ import annotations
+
+import sys
+from typing import Dict, Optional
+
+import torch
+
+from .data import ShowData
+from .errors import CLIError
+
+__all__ = ["SHOW_TRAIN_STEPS", "show_model"]
+
+#: benchmark model per number of spatial dims (:func:`mixkit.bench.models.build_model`)
+_SHOW_MODELS = {2: "resnet8", 1: "cnn1d"}
+#: default training budget of :func:`show_model` (optimiser steps of batch 64) per dataset
+SHOW_TRAIN_STEPS = {"digits": 60, "fashion-mnist": 250, "synthetic": 60, "mnist1d": 250, "synthetic1d": 60}
+#: trained weights, kept in this process only (``show all`` and the docs script train once per dataset)
+_MODEL_MEMO: Dict[tuple, Dict[str, torch.Tensor]] = {}
+
+
+class _ShowThreads:
+    """Limit torch's intra-op threads (never raising them) and restore the count on exit."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.old > self.n:
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if torch.get_num_threads() != self.old:
+            torch.set_num_threads(self.old)
+
+
+def show_model(data: ShowData, seed: int = 0, *, train: bool = True, steps: Optional[int] = None,
+               batch_size: int = 64, lr: float = 3e-3, threads: int = 1, verbose: bool = True) -> torch.nn.Module:
+    """The classifier that ``mixkit show`` hands to model-aware methods, in eval mode.
+
+    The benchmark's ``resnet8`` (``cnn1d`` for sequences, :func:`mixkit.bench.models.build_model`) fed the
+    dataset's images in ``[0, 1]`` (no normalisation), trained briefly with Adam (``lr``) on random
+    batches of ``data.x`` so that its input-gradient saliency and hidden features mean something:
+    ``steps`` optimiser steps of ``batch_size`` (default :data:`SHOW_TRAIN_STEPS`: about 3 epochs of
+    digits, a few seconds on 2 cores). ``train=False`` returns the initialised model (``--untrained``).
+
+    Seeded: initialisation and batches come from ``seed``, drawn inside ``torch.random.fork_rng`` so
+    the global RNG is left as it was. At most ``threads`` intra-op threads are used during training
+    (default 1: these small models gain nothing from more, and on busy cores several OpenMP threads
+    can run a hundred times slower); the thread count and grad mode are restored.
+
+    The trained weights are kept in memory for this process only (nothing is written to disk); every
+    call returns a fresh copy, so a mixer that changes the model (Co-Mixup's clean-loss gradient,
+    BatchNorm statistics) does not affect the next.
+    """
+    from ..bench.models import build_model
+
+    dims = data.spatial_dims
+    if dims not in _SHOW_MODELS:
+        raise CLIError(f"no model for {dims}-D data (`mixkit show` builds models for 1-D and 2-D datasets)")
+    arch = _SHOW_MODELS[dims]
+    k = len(data.class_names) if data.class_names else int(data.y.max()) + 1
+    steps = SHOW_TRAIN_STEPS.get(data.name, 100) if steps is None else int(steps)
+    if steps < 0:
+        raise CLIError(f"--train-steps must be >= 0, got {steps}")
+    key = (data.name, tuple(data.x.shape), float(data.x[:64].sum()), arch, k, seed, steps, batch_size, lr)
+
+    def fresh() -> torch.nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build_model(arch, k, in_channels=data.x.shape[1], spatial_dims=dims)
+
+    model = fresh()
+    if train and steps > 0:
+        if key not in _MODEL_MEMO:
+            import time
+
+            t0 = time.perf_counter()
+            g = torch.Generator().manual_seed(seed + 1)
+            opt = torch.optim.Adam(model.parameters(), lr=lr)
+            model.train()
+            hits = seen = 0
+            with _ShowThreads(threads), torch.enable_grad():
+                for step in range(steps):
+                    idx = torch.randint(data.x.shape[0], (batch_size,), generator=g)
+                    xb, yb = data.x[idx].float(), data.y[idx]
+                    logits = model(xb)
+                    loss = torch.nn.functional.cross_entropy(logits, yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    if step >= steps - 10:
+                        hits += int((logits.detach().argmax(1) == yb).sum())
+                        seen += yb.numel()
+            _MODEL_MEMO[key] = {n: t.detach().clone() for n, t in model.state_dict().items()}
+            if verbose:
+                print(f"mixkit: trained {arch} on {data.name} for {steps} steps of {batch_size} "
+                      f"({time.perf_counter() - t0:.1f} s; accuracy {hits / max(seen, 1):.0%} on the last "
+                      f"{min(10, steps)} batches); --untrained skips this", file=sys.stderr)
+        model.load_state_dict(_MODEL_MEMO[key])
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    return model

@@ -1,0 +1,183 @@
+"""``mixkit show``: draw a method on a few samples of a dataset and save the picture as a PNG.
+
+``show`` mixes ``n`` samples of a dataset (:mod:`mixkit.cli.data`; one per class where possible)
+and writes a picture of the sources, the mixed samples, the masks and the label weights (see
+:mod:`mixkit.viz`). Methods that need a model get :func:`mixkit.cli.model.show_model`;
+hidden-layer methods are drawn with the mixed layer's feature maps before and after mixing
+(:func:`mixkit.viz.show_hidden`), saliency-guided ones with their saliency maps
+(:func:`mixkit.viz.show_saliency`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, Optional
+
+import torch
+
+from .. import registry
+from .data import DATASETS, ShowData, load_show_data, pick_samples
+from .errors import CLIError
+from .model import _SHOW_MODELS, SHOW_TRAIN_STEPS, _ShowThreads, show_model
+from .params import add_param_option, parse_params
+
+__all__ = ["render", "needs_model", "check_showable", "register"]
+
+
+def _mixer_kwargs(name: str, mode: str, params: Dict[Optional[str], Dict[str, Any]]) -> Dict[str, Any]:
+    kw: Dict[str, Any] = {"mode": mode, "no_self_pairs": True}
+    kw.update(params.get(None, {}))
+    kw.update(params.get(name, {}))
+    return kw
+
+
+def needs_model(name: str, kw: Optional[Dict[str, Any]] = None) -> bool:
+    """Whether ``mixkit show`` must build a model for ``name`` with constructor arguments ``kw``:
+    the registry says so, or the method's model is optional and the arguments ask for it
+    (SaliencyMix with ``saliency="gradient"``)."""
+    return registry.spec(name).needs_model or (kw or {}).get("saliency") == "gradient"
+
+
+def _make_mixer(name: str, mode: str, params: Dict[Optional[str], Dict[str, Any]], model=None):
+    kw = _mixer_kwargs(name, mode, params)
+    try:
+        if model is None or registry.spec(name).needs_model:
+            return registry.create(name, **({"model": model} if model is not None else {}), **kw)
+        # a model the method takes optionally (SaliencyMix saliency="gradient"): the registry refuses a
+        # model for methods registered without one, so build the class with the registry defaults here
+        cls = registry.get_class(name)
+        args = dict(registry.spec(name).defaults)
+        args.update(kw)
+        args["model"] = model
+        registry._check_kwargs(cls, name, args)
+        return cls(**args)
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"cannot create {name!r} with {kw}: {e}") from e
+
+
+def check_showable(name: str, data: ShowData) -> Optional[str]:
+    """Why ``name`` cannot be drawn on ``data`` (None when it can)."""
+    dims = registry.spatial_dims(name)
+    if data.spatial_dims not in dims:
+        return (f"{name} supports {' or '.join(map(str, dims))}-D inputs, but --dataset {data.name} is "
+                f"{data.spatial_dims}-D")
+    if registry.spec(name).needs_model and data.spatial_dims not in _SHOW_MODELS:
+        return f"{name} needs a model, and `mixkit show` has one only for 1-D and 2-D datasets"
+    return None
+
+
+_SALIENCY_METHODS = ("saliencymix", "puzzlemix", "comixup")
+
+
+def render(name: str, data: ShowData, out: str, *, n: Optional[int] = None, seed: int = 0, mode: str = "sample",
+           params: Optional[Dict[Optional[str], Dict[str, Any]]] = None, untrained: bool = False,
+           train_steps: Optional[int] = None) -> str:
+    """Draw method ``name`` on ``n`` samples of ``data`` and save the PNG ``out`` (what ``mixkit show`` does).
+
+    The samples are chosen by :func:`pick_samples` with ``seed``; the mixer is created with
+    ``mode``, ``no_self_pairs=True`` (so no sample is drawn mixed with itself) and ``params``; its draws
+    come from a generator seeded with ``seed``. Returns ``out``.
+
+    Methods that need the model get :func:`show_model` (trained for ``train_steps``, or untrained with
+    ``untrained=True``). Hidden-layer methods (``runs_model``: Manifold Mixup, PatchUp) are drawn by
+    :func:`mixkit.viz.show_hidden`, saliency-guided ones (SaliencyMix, PuzzleMix, Co-Mixup) by
+    :func:`mixkit.viz.show_saliency`, the others by :func:`mixkit.viz.show`.
+    """
+    from .. import viz
+
+    params = params or {}
+    why = check_showable(name, data)
+    if why is not None:
+        raise CLIError(why)
+    n = n if n is not None else (4 if data.spatial_dims == 1 else 8)
+    if n < 1:
+        raise CLIError(f"--n must be >= 1, got {n}")
+    x, y = pick_samples(data, n, seed)
+    kw = _mixer_kwargs(name, mode, params)
+    gen = torch.Generator().manual_seed(seed)
+    if not needs_model(name, kw):
+        mixer = _make_mixer(name, mode, params)
+        title = _wrap(f"{viz.mixer_text(mixer)} on {data.name}, seed {seed}")
+        if name in _SALIENCY_METHODS:
+            viz.show_saliency(mixer, x, y, data.class_names, n, gen, out=out, title=title)
+        else:
+            viz.show(mixer, x, y, data.class_names, n, gen, out=out, title=title)
+        return out
+    with _ShowThreads(1):
+        model = show_model(data, seed, train=not untrained, steps=train_steps)
+        mixer = _make_mixer(name, mode, params, model=model)
+        steps = SHOW_TRAIN_STEPS.get(data.name, 100) if train_steps is None else train_steps
+        how = "untrained" if untrained or steps == 0 else f"trained {steps} steps"
+        title = _wrap(f"{viz.mixer_text(mixer)} on {data.name}, seed {seed}; model: "
+                      f"{_SHOW_MODELS[data.spatial_dims]} ({how}, eval mode)")
+        if getattr(mixer, "runs_model", False):
+            viz.show_hidden(mixer, x, y, data.class_names, n, gen, out=out, title=title)
+        else:
+            viz.show_saliency(mixer, x, y, data.class_names, n, gen, out=out, title=title)
+    return out
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    params = parse_params(args.param)
+    if args.method.lower() == "all":
+        methods = registry.available()
+        out_dir = args.out or "mixkit-show"
+        if out_dir.lower().endswith(".png"):
+            raise CLIError("with METHOD 'all', --out is a directory (one PNG per method)")
+    else:
+        methods = [registry.resolve(args.method)]
+        registry.get_class(methods[0])  # raises MethodUnavailableError with the reason
+        out_dir = None
+    data = load_show_data(args.dataset, args.data_dir)
+    written = 0
+    for name in methods:
+        why = check_showable(name, data)
+        if why is not None:
+            if out_dir is None:
+                dims = registry.spatial_dims(name)
+                alt = f"; try --dataset {'mnist1d' if 1 in dims else 'digits'}"
+                raise CLIError(why + alt)
+            print(f"skipped {name}: {why}", file=sys.stderr)
+            continue
+        path = os.path.join(out_dir, f"{name}.png") if out_dir is not None else (args.out or f"mixkit-{name}.png")
+        render(name, data, path, n=args.n, seed=args.seed, mode=args.mode, params=params,
+               untrained=args.untrained, train_steps=args.train_steps)
+        print(path)
+        written += 1
+    if written == 0:
+        raise CLIError(f"no picture written: no available method supports --dataset {data.name}")
+    return 0
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width=width))
+
+
+def register(subparsers) -> None:
+    """Add ``mixkit show`` to an ``argparse`` sub-parsers object."""
+    p = subparsers.add_parser(
+        "show", help="draw a mixed batch (sources, mixed samples, masks, label weights) to a PNG",
+        description="Mix N samples of a dataset with METHOD and save a picture of the sources, the mixed "
+                    "samples, the anchor's per-pixel share and the label weights. METHOD 'all' writes one "
+                    "PNG per available method into the --out directory.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("method", metavar="METHOD", help=f"one of: {', '.join(registry.names())}, or 'all'")
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="images: digits, fashion-mnist, synthetic; sequences: mnist1d, synthetic1d")
+    p.add_argument("--data-dir", default=None, help="directory holding the dataset files (fashion-mnist)")
+    p.add_argument("--n", type=int, default=None, help="number of samples drawn (default 8 images / 4 sequences)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and of the mixing draws")
+    p.add_argument("--mode", choices=("sample", "batch"), default="sample",
+                   help="'sample': one draw per sample (shows N draws); 'batch': one draw for the batch, as the papers")
+    p.add_argument("--out", default=None,
+                   help="PNG path (default mixkit-METHOD.png); with METHOD 'all', a directory (default mixkit-show)")
+    add_param_option(p, help="constructor argument, e.g. --param alpha=0.4 r=0.5; METHOD.KEY=VALUE for one method only")
+    p.add_argument("--untrained", action="store_true",
+                   help="methods that need a model: skip the brief training and use the initialised model")
+    p.add_argument("--train-steps", type=int, default=None, metavar="N",
+                   help="methods that need a model: optimiser steps of batch 64 (default: "
+                        + ", ".join(f"{k} {v}" for k, v in SHOW_TRAIN_STEPS.items()) + ")")
+    p.set_defaults(func=_cmd_show)
