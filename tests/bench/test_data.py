@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from mixkit.bench import data as D
+from mixkit.bench import idx as D_idx
 
 
 # --------------------------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ def no_data_anywhere(monkeypatch, tmp_path):
     """Hide every real data location: no $MIXKIT_DATA, an empty $HOME, no Debian directory."""
     monkeypatch.delenv("MIXKIT_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(D, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(D_idx, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "no-debian")
     return tmp_path
 
 

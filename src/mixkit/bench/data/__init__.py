@@ -26,7 +26,6 @@ are imported lazily by the loaders that need them.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import pickle
@@ -36,11 +35,24 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .. import idx as _idx
+from ..idx import (
+    DATA_ENV_VAR,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DEBIAN_DIR,
+    FASHION_MNIST_FILES,
+    PathLike,
+    cache_root,
+    default_data_dirs,
+    fashion_mnist_dirs,
+    find_fashion_mnist_in,
+)
 
 __all__ = [
     "DataSplit",
@@ -63,15 +75,6 @@ __all__ = [
     "random_crop_flip",
     "default_data_dirs",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
-
-#: Where the Debian/Ubuntu package ``dataset-fashion-mnist`` installs the four ``*.gz`` idx files.
-FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-#: Environment variable naming a directory that holds datasets (searched after ``data_dir``).
-DATA_ENV_VAR = "MIXKIT_DATA"
-
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are not on disk. The message lists the directories searched and the fix."""
@@ -203,9 +206,10 @@ def _make_split(
     )
 
 
-def _uint8_to_float(a: np.ndarray) -> torch.Tensor:
-    """uint8 numpy array -> float32 tensor in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(a)).to(torch.float32).div_(255.0)
+def _uint8_to_float(a: Union[np.ndarray, torch.Tensor]) -> torch.Tensor:
+    """uint8 numpy array or tensor -> float32 tensor in [0, 1]."""
+    t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(torch.float32).div_(255.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -241,29 +245,8 @@ def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) ->
 
 
 # --------------------------------------------------------------------------------------------------
-# Search paths and downloads
+# Downloads
 # --------------------------------------------------------------------------------------------------
-def _cache_root() -> Path:
-    return Path(os.path.expanduser("~")) / ".cache" / "mixkit"
-
-
-def default_data_dirs(data_dir: Optional[PathLike] = None) -> list[Path]:
-    """Base directories searched for dataset files, in order.
-
-    ``data_dir`` (if given), then ``$MIXKIT_DATA`` (if set), then ``~/.cache/mixkit``. Each loader
-    also looks in dataset-specific sub-folders of these bases (and Fashion-MNIST in the Debian
-    package directory).
-    """
-    dirs: list[Path] = []
-    if data_dir is not None:
-        dirs.append(Path(data_dir).expanduser())
-    env = os.environ.get(DATA_ENV_VAR)
-    if env:
-        dirs.append(Path(env).expanduser())
-    dirs.append(_cache_root())
-    return dirs
-
-
 def _md5(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -329,50 +312,18 @@ def load_digits() -> DataSplit:
 # --------------------------------------------------------------------------------------------------
 # idx format (MNIST / Fashion-MNIST)
 # --------------------------------------------------------------------------------------------------
-_IDX_DTYPES = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-
 def read_idx(path: PathLike) -> np.ndarray:
-    """Read an idx file (``.gz`` compressed or raw, chosen by the gzip magic bytes).
+    """:func:`mixkit.bench.idx.read_idx` as a numpy array (stored dtype in native byte order, shape).
 
-    Format (LeCun's MNIST page): 2 zero bytes, a dtype code byte (0x08 = uint8, ...), the number of
-    dims ``d``, then ``d`` big-endian int32 sizes, then the data in C order.
-
-    Returns:
-        A numpy array of the stored dtype (native byte order) and shape.
+    Raises:
+        ValueError: not an idx file, or truncated.
     """
-    path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(2)
-    opener: Callable = gzip.open if head == b"\x1f\x8b" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an idx file (bad magic number {data[:4]!r})")
-    dtype = _IDX_DTYPES[data[2]]
-    ndim = data[3]
-    shape = tuple(int(s) for s in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
-    offset = 4 + 4 * ndim
-    count = int(np.prod(shape)) if shape else 1
-    if len(data) - offset < count * dtype.itemsize:
-        raise ValueError(f"{path} is truncated: header says {shape}, file is {len(data)} bytes")
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="), copy=True)
+    return _idx.read_idx(path).numpy()
 
 
-FASHION_MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+# --------------------------------------------------------------------------------------------------
+# Fashion-MNIST (idx files; located by mixkit.bench.idx)
+# --------------------------------------------------------------------------------------------------
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 #: md5 of the ``.gz`` files as published in Zalando's README.
 FASHION_MNIST_MD5 = {
@@ -381,43 +332,6 @@ FASHION_MNIST_MD5 = {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-
-
-def _fashion_candidate_dirs(data_dir: Optional[PathLike]) -> list[Path]:
-    """data_dir and $MIXKIT_DATA (each with common sub-folders), Debian dir, user cache."""
-    out: list[Path] = []
-    *user_bases, cache = default_data_dirs(data_dir)
-    for base in user_bases:
-        out.extend([base, base / "fashion-mnist", base / "fashion_mnist", base / "FashionMNIST" / "raw"])
-    out.append(FASHION_MNIST_DEBIAN_DIR)
-    out.append(cache / "fashion-mnist")
-    return list(dict.fromkeys(out))
-
-
-def _find_idx_file(d: Path, stem: str) -> Optional[Path]:
-    # Accept "train-images-idx3-ubyte[.gz]" and the LeCun-site spelling "train-images.idx3-ubyte".
-    alt = stem.replace("-idx", ".idx", 1)
-    for name in (stem + ".gz", stem, alt + ".gz", alt):
-        p = d / name
-        if p.is_file():
-            return p
-    return None
-
-
-def _find_fashion_dir(dirs: Sequence[Path]) -> Optional[dict[str, Path]]:
-    for d in dirs:
-        if not d.is_dir():
-            continue
-        found = {k: _find_idx_file(d, stem) for k, stem in FASHION_MNIST_FILES.items()}
-        if all(v is not None for v in found.values()):
-            return found  # type: ignore[return-value]
-    return None
-
-
 def load_fashion_mnist(data_dir: Optional[PathLike] = None, download: bool = False) -> DataSplit:
     """Fashion-MNIST (Xiao et al. 2017), standard 60000/10000 split, shape ``(N, 1, 28, 28)``.
 
@@ -436,15 +350,15 @@ def load_fashion_mnist(data_dir: Optional[PathLike] = None, download: bool = Fal
     Raises:
         DatasetNotFoundError: files not found and ``download`` is False.
     """
-    dirs = _fashion_candidate_dirs(data_dir)
-    found = _find_fashion_dir(dirs)
+    dirs = fashion_mnist_dirs(data_dir)
+    found = find_fashion_mnist_in(dirs)
     if found is None and download:
-        target = Path(data_dir).expanduser() if data_dir is not None else _cache_root() / "fashion-mnist"
+        target = Path(data_dir).expanduser() if data_dir is not None else cache_root() / "fashion-mnist"
         for stem in FASHION_MNIST_FILES.values():
             name = stem + ".gz"
             if not (target / name).is_file():
                 _download(FASHION_MNIST_URL + name, target / name, FASHION_MNIST_MD5[name])
-        found = _find_fashion_dir([target])
+        found = find_fashion_mnist_in([target])
     if found is None:
         searched = ", ".join(str(d) for d in dirs)
         raise DatasetNotFoundError(
@@ -455,19 +369,19 @@ def load_fashion_mnist(data_dir: Optional[PathLike] = None, download: bool = Fal
             f"and t10k-labels-idx1-ubyte.gz (or set ${DATA_ENV_VAR}); or pass --download "
             f"(download=True; needs internet, fetches from {FASHION_MNIST_URL})."
         )
-    arrays = {k: read_idx(p) for k, p in found.items()}
+    arrays = {k: _idx.read_idx(p) for k, p in found.items()}
     for split in ("train", "test"):
         xi, yi = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if xi.ndim != 3 or yi.ndim != 1 or xi.shape[0] != yi.shape[0]:
             raise ValueError(
-                f"Fashion-MNIST {split} files have inconsistent shapes {xi.shape} / {yi.shape} "
-                f"({found[f'{split}_images']})"
+                f"Fashion-MNIST {split} files have inconsistent shapes {tuple(xi.shape)} / "
+                f"{tuple(yi.shape)} ({found[f'{split}_images']})"
             )
     return _make_split(
         _uint8_to_float(arrays["train_images"]).unsqueeze(1),
-        torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        arrays["train_labels"].to(torch.int64),
         _uint8_to_float(arrays["test_images"]).unsqueeze(1),
-        torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        arrays["test_labels"].to(torch.int64),
         name="fashion-mnist", num_classes=10, spatial_dims=2, class_names=FASHION_MNIST_CLASSES,
     )
 
@@ -604,7 +518,7 @@ def load_cifar(
 
     root = find()
     if root is None and download:
-        target = Path(data_dir).expanduser() if data_dir is not None else _cache_root()
+        target = Path(data_dir).expanduser() if data_dir is not None else cache_root()
         tgz = target / Path(spec["url"]).name
         if not tgz.is_file():
             _download(spec["url"], tgz, spec["md5"])
