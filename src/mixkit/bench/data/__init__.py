@@ -27,11 +27,9 @@ are imported lazily by the loaders that need them.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import idx as _idx
+from ..io import atomic_path
 from ..idx import (
     DATA_ENV_VAR,
     FASHION_MNIST_CLASSES,
@@ -256,19 +255,12 @@ def _md5(path: Path) -> str:
 
 
 def _download(url: str, dest: Path, md5: Optional[str] = None) -> Path:
-    """Fetch ``url`` to ``dest`` atomically (temp file + rename); verify ``md5`` if given."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310
+    """Fetch ``url`` to ``dest`` atomically (``bench.io.atomic_path``); verify ``md5`` if given."""
+    with atomic_path(dest, suffix=".part") as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310
             shutil.copyfileobj(resp, out)
         if md5 is not None and _md5(tmp) != md5:
             raise OSError(f"checksum mismatch for {url} (expected md5 {md5}); try again")
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dest
 
 
