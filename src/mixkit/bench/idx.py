@@ -93,7 +93,7 @@ def read_idx(path: PathLike) -> torch.Tensor:
     ndim = data[3]
     offset = 4 + 4 * ndim
     if len(data) < offset:
-        raise ValueError(f"{path} is truncated: header announces {ndim} dims, file is {len(data)} bytes")
+        raise ValueError(f"{path} is truncated: {ndim} dims announced, file is {len(data)} bytes")
     shape = struct.unpack(f">{ndim}I", data[4:offset])
     itemsize = torch.empty((), dtype=dtype).element_size()
     nbytes = math.prod(shape) * itemsize
@@ -178,7 +178,7 @@ def find_fashion_mnist_in(dirs: Sequence[Path]) -> Optional[dict[str, Path]]:
 
 
 def find_fashion_mnist(data_dir: Optional[PathLike] = None) -> Optional[dict[str, Path]]:
-    """The Fashion-MNIST idx files, searched in :func:`fashion_mnist_dirs` order; ``None`` if absent.
+    """The Fashion-MNIST idx files, searched in :func:`fashion_mnist_dirs` order (``None``: absent).
 
     Returns the mapping of :func:`find_fashion_mnist_in`; read each file with :func:`read_idx`.
     Never raises for a missing dataset.
