@@ -12,6 +12,10 @@ import torch
 
 from mixkit.bench import data as D
 from mixkit.bench import idx as D_idx
+from mixkit.bench.data import cifar as D_cifar
+from mixkit.bench.data import download as D_download
+from mixkit.bench.data import fashion as D_fashion
+from mixkit.bench.data import split as D_split
 
 
 # --------------------------------------------------------------------------------------------------
@@ -55,7 +59,7 @@ def _toy_split(n_train=200, n_test=60, k=4, shape=(1, 6, 6), seed=0) -> D.DataSp
     g = torch.Generator().manual_seed(seed)
     ytr = torch.arange(n_train) % k
     yte = torch.arange(n_test) % k
-    return D._make_split(
+    return D_split._make_split(
         torch.rand(n_train, *shape, generator=g), ytr, torch.rand(n_test, *shape, generator=g), yte,
         name="toy", num_classes=k, spatial_dims=len(shape) - 1,
     )
@@ -453,8 +457,8 @@ def test_fashion_mnist_download_path(tmp_path, monkeypatch, no_data_anywhere):
         files[D.FASHION_MNIST_URL + p.name] = p.read_bytes()
         md5[p.name] = hashlib.md5(p.read_bytes()).hexdigest()
     fake = _FakeURLs(files)
-    monkeypatch.setattr(D.urllib.request, "urlopen", fake)
-    monkeypatch.setattr(D, "FASHION_MNIST_MD5", md5)
+    monkeypatch.setattr(D_download.urllib.request, "urlopen", fake)
+    monkeypatch.setattr(D_fashion, "FASHION_MNIST_MD5", md5)
     ds = D.load_fashion_mnist(download=True)  # into ~/.cache/mixkit/fashion-mnist
     assert ds.n_train == 9 and len(fake.requested) == 4
     assert (no_data_anywhere / "home" / ".cache" / "mixkit" / "fashion-mnist").is_dir()
@@ -464,7 +468,7 @@ def test_fashion_mnist_download_path(tmp_path, monkeypatch, no_data_anywhere):
     import shutil
 
     shutil.rmtree(no_data_anywhere / "home" / ".cache")
-    monkeypatch.setattr(D, "FASHION_MNIST_MD5", {k: "0" * 32 for k in md5})
+    monkeypatch.setattr(D_fashion, "FASHION_MNIST_MD5", {k: "0" * 32 for k in md5})
     with pytest.raises(OSError, match="checksum"):
         D.load_fashion_mnist(data_dir=tmp_path / "other", download=True)
     assert not any((tmp_path / "other").iterdir())
@@ -478,10 +482,10 @@ def test_cifar_download_path(tmp_path, monkeypatch, no_data_anywhere):
     tgz = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(tgz, "w:gz") as tf:
         tf.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    url = D._CIFAR[10]["url"]
+    url = D_cifar._CIFAR[10]["url"]
     fake = _FakeURLs({url: tgz.read_bytes()})
-    monkeypatch.setattr(D.urllib.request, "urlopen", fake)
-    monkeypatch.setitem(D._CIFAR[10], "md5", hashlib.md5(tgz.read_bytes()).hexdigest())
+    monkeypatch.setattr(D_download.urllib.request, "urlopen", fake)
+    monkeypatch.setitem(D_cifar._CIFAR[10], "md5", hashlib.md5(tgz.read_bytes()).hexdigest())
     ds = D.load_cifar(tmp_path / "dl", which=10, download=True)
     assert ds.n_train == 10 and ds.n_test == 3 and fake.requested == [url]
     assert (tmp_path / "dl" / "cifar-10-batches-py" / "test_batch").is_file()
