@@ -134,6 +134,59 @@ def test_read_idx_rejects_garbage_and_truncation(tmp_path):
         D.read_idx(tmp_path / "trunc")
 
 
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize(
+    "code, dtype", [(0x08, "u1"), (0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")]
+)
+def test_idx_reader_every_dtype_as_tensor(tmp_path, code, dtype, gz):
+    arr = (np.random.default_rng(code).standard_normal((3, 4, 5)) * 100).astype(dtype)
+    payload = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">i4").tobytes()
+    payload += arr.tobytes() + b"trailing bytes are ignored"
+    p = tmp_path / "f"
+    if gz:
+        with gzip.open(p, "wb") as f:
+            f.write(payload)
+    else:
+        p.write_bytes(payload)
+    native = arr.astype(arr.dtype.newbyteorder("="))
+    t = D_idx.read_idx(p)
+    assert isinstance(t, torch.Tensor) and t.shape == (3, 4, 5)
+    assert torch.equal(t, torch.from_numpy(native))
+    a = D.read_idx(p)  # the numpy face of the same reader
+    assert isinstance(a, np.ndarray) and a.dtype == native.dtype and np.array_equal(a, native)
+
+
+def test_idx_locator_order_and_absence(tmp_path, monkeypatch, no_data_anywhere):
+    assert D_idx.find_fashion_mnist(tmp_path / "nowhere") is None
+    _fake_fashion(tmp_path / "env" / "fashion_mnist", gz=True)
+    _fake_fashion(tmp_path / "mine", gz=False)
+    monkeypatch.setenv("MIXKIT_DATA", str(tmp_path / "env"))
+    found = D_idx.find_fashion_mnist(tmp_path / "mine")
+    assert found == {k: tmp_path / "mine" / stem for k, stem in D_idx.FASHION_MNIST_FILES.items()}
+    found = D_idx.find_fashion_mnist()
+    assert found["test_labels"] == tmp_path / "env" / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz"
+    dirs = D_idx.fashion_mnist_dirs(tmp_path / "mine")
+    assert dirs[0] == tmp_path / "mine" and dirs[4] == tmp_path / "env"
+    assert dirs[-2:] == [no_data_anywhere / "no-debian", D_idx.cache_root() / "fashion-mnist"]
+
+
+def test_idx_module_needs_no_numpy(tmp_path):
+    import subprocess
+    import sys
+
+    _fake_fashion(tmp_path / "fm", gz=True, n_test=3)
+    code = (
+        "import sys\n"
+        "sys.modules['numpy'] = None  # any import of numpy now fails\n"
+        "from mixkit.bench.idx import find_fashion_mnist, read_idx\n"
+        "found = find_fashion_mnist(sys.argv[1])\n"
+        "x = read_idx(found['test_images'])\n"
+        "assert x.shape == (3, 28, 28) and str(x.dtype) == 'torch.uint8', x.shape\n"
+        "assert read_idx(found['test_labels']).tolist() == [0, 1, 2]\n"
+    )
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code, str(tmp_path / "fm")], check=True)
+
+
 def test_fashion_mnist_missing_gives_one_clear_error(no_data_anywhere):
     with pytest.raises(D.DatasetNotFoundError) as ei:
         D.load_dataset("fashion-mnist", data_dir=no_data_anywhere / "nowhere")
