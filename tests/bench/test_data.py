@@ -11,6 +11,11 @@ import pytest
 import torch
 
 from mixkit.bench import data as D
+from mixkit.bench import idx as D_idx
+from mixkit.bench.data import cifar as D_cifar
+from mixkit.bench.data import download as D_download
+from mixkit.bench.data import fashion as D_fashion
+from mixkit.bench.data import split as D_split
 
 
 # --------------------------------------------------------------------------------------------------
@@ -46,7 +51,7 @@ def no_data_anywhere(monkeypatch, tmp_path):
     """Hide every real data location: no $MIXKIT_DATA, an empty $HOME, no Debian directory."""
     monkeypatch.delenv("MIXKIT_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(D, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(D_idx, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "no-debian")
     return tmp_path
 
 
@@ -54,7 +59,7 @@ def _toy_split(n_train=200, n_test=60, k=4, shape=(1, 6, 6), seed=0) -> D.DataSp
     g = torch.Generator().manual_seed(seed)
     ytr = torch.arange(n_train) % k
     yte = torch.arange(n_test) % k
-    return D._make_split(
+    return D_split._make_split(
         torch.rand(n_train, *shape, generator=g), ytr, torch.rand(n_test, *shape, generator=g), yte,
         name="toy", num_classes=k, spatial_dims=len(shape) - 1,
     )
@@ -127,6 +132,59 @@ def test_read_idx_rejects_garbage_and_truncation(tmp_path):
     (tmp_path / "trunc").write_bytes(raw[:-2])
     with pytest.raises(ValueError, match="truncated"):
         D.read_idx(tmp_path / "trunc")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize(
+    "code, dtype", [(0x08, "u1"), (0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")]
+)
+def test_idx_reader_every_dtype_as_tensor(tmp_path, code, dtype, gz):
+    arr = (np.random.default_rng(code).standard_normal((3, 4, 5)) * 100).astype(dtype)
+    payload = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">i4").tobytes()
+    payload += arr.tobytes() + b"trailing bytes are ignored"
+    p = tmp_path / "f"
+    if gz:
+        with gzip.open(p, "wb") as f:
+            f.write(payload)
+    else:
+        p.write_bytes(payload)
+    native = arr.astype(arr.dtype.newbyteorder("="))
+    t = D_idx.read_idx(p)
+    assert isinstance(t, torch.Tensor) and t.shape == (3, 4, 5)
+    assert torch.equal(t, torch.from_numpy(native))
+    a = D.read_idx(p)  # the numpy face of the same reader
+    assert isinstance(a, np.ndarray) and a.dtype == native.dtype and np.array_equal(a, native)
+
+
+def test_idx_locator_order_and_absence(tmp_path, monkeypatch, no_data_anywhere):
+    assert D_idx.find_fashion_mnist(tmp_path / "nowhere") is None
+    _fake_fashion(tmp_path / "env" / "fashion_mnist", gz=True)
+    _fake_fashion(tmp_path / "mine", gz=False)
+    monkeypatch.setenv("MIXKIT_DATA", str(tmp_path / "env"))
+    found = D_idx.find_fashion_mnist(tmp_path / "mine")
+    assert found == {k: tmp_path / "mine" / stem for k, stem in D_idx.FASHION_MNIST_FILES.items()}
+    found = D_idx.find_fashion_mnist()
+    assert found["test_labels"] == tmp_path / "env" / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz"
+    dirs = D_idx.fashion_mnist_dirs(tmp_path / "mine")
+    assert dirs[0] == tmp_path / "mine" and dirs[4] == tmp_path / "env"
+    assert dirs[-2:] == [no_data_anywhere / "no-debian", D_idx.cache_root() / "fashion-mnist"]
+
+
+def test_idx_module_needs_no_numpy(tmp_path):
+    import subprocess
+    import sys
+
+    _fake_fashion(tmp_path / "fm", gz=True, n_test=3)
+    code = (
+        "import sys\n"
+        "sys.modules['numpy'] = None  # any import of numpy now fails\n"
+        "from mixkit.bench.idx import find_fashion_mnist, read_idx\n"
+        "found = find_fashion_mnist(sys.argv[1])\n"
+        "x = read_idx(found['test_images'])\n"
+        "assert x.shape == (3, 28, 28) and str(x.dtype) == 'torch.uint8', x.shape\n"
+        "assert read_idx(found['test_labels']).tolist() == [0, 1, 2]\n"
+    )
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code, str(tmp_path / "fm")], check=True)
 
 
 def test_fashion_mnist_missing_gives_one_clear_error(no_data_anywhere):
@@ -452,8 +510,8 @@ def test_fashion_mnist_download_path(tmp_path, monkeypatch, no_data_anywhere):
         files[D.FASHION_MNIST_URL + p.name] = p.read_bytes()
         md5[p.name] = hashlib.md5(p.read_bytes()).hexdigest()
     fake = _FakeURLs(files)
-    monkeypatch.setattr(D.urllib.request, "urlopen", fake)
-    monkeypatch.setattr(D, "FASHION_MNIST_MD5", md5)
+    monkeypatch.setattr(D_download.urllib.request, "urlopen", fake)
+    monkeypatch.setattr(D_fashion, "FASHION_MNIST_MD5", md5)
     ds = D.load_fashion_mnist(download=True)  # into ~/.cache/mixkit/fashion-mnist
     assert ds.n_train == 9 and len(fake.requested) == 4
     assert (no_data_anywhere / "home" / ".cache" / "mixkit" / "fashion-mnist").is_dir()
@@ -463,7 +521,7 @@ def test_fashion_mnist_download_path(tmp_path, monkeypatch, no_data_anywhere):
     import shutil
 
     shutil.rmtree(no_data_anywhere / "home" / ".cache")
-    monkeypatch.setattr(D, "FASHION_MNIST_MD5", {k: "0" * 32 for k in md5})
+    monkeypatch.setattr(D_fashion, "FASHION_MNIST_MD5", {k: "0" * 32 for k in md5})
     with pytest.raises(OSError, match="checksum"):
         D.load_fashion_mnist(data_dir=tmp_path / "other", download=True)
     assert not any((tmp_path / "other").iterdir())
@@ -477,10 +535,10 @@ def test_cifar_download_path(tmp_path, monkeypatch, no_data_anywhere):
     tgz = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(tgz, "w:gz") as tf:
         tf.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    url = D._CIFAR[10]["url"]
+    url = D_cifar._CIFAR[10]["url"]
     fake = _FakeURLs({url: tgz.read_bytes()})
-    monkeypatch.setattr(D.urllib.request, "urlopen", fake)
-    monkeypatch.setitem(D._CIFAR[10], "md5", hashlib.md5(tgz.read_bytes()).hexdigest())
+    monkeypatch.setattr(D_download.urllib.request, "urlopen", fake)
+    monkeypatch.setitem(D_cifar._CIFAR[10], "md5", hashlib.md5(tgz.read_bytes()).hexdigest())
     ds = D.load_cifar(tmp_path / "dl", which=10, download=True)
     assert ds.n_train == 10 and ds.n_test == 3 and fake.requested == [url]
     assert (tmp_path / "dl" / "cifar-10-batches-py" / "test_batch").is_file()
