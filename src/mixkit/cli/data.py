@@ -9,7 +9,6 @@ no dependency) and ``synthetic1d`` (64-step waveforms). The real datasets come f
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -105,19 +104,9 @@ def synthetic_sequences(n_per_class: int = 20, length: int = 64, seed: int = 0) 
     return ShowData(x, y, _SYNTH1D_CLASSES, "synthetic1d")
 
 
-def _read_idx_gz(path: str) -> torch.Tensor:
-    """Minimal idx reader (uint8 data) for the Fashion-MNIST fallback when mixkit.bench.data is absent."""
-    import gzip
-
-    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-        data = f.read()
-    nd = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd)]
-    return torch.frombuffer(bytearray(data[4 + 4 * nd:]), dtype=torch.uint8).reshape(shape)
-
-
 def _load_split(name: str, data_dir: Optional[str]):
-    """``(x, y, class_names)`` from :mod:`mixkit.bench.data` when present, else a local fallback."""
+    """``(x, y, class_names)`` from :mod:`mixkit.bench.data` when its extras (numpy) are installed; without
+    them, Fashion-MNIST is still read by the torch-only :mod:`mixkit.bench.idx`."""
     try:
         data_mod = importlib.import_module("mixkit.bench.data")
     except ImportError:
@@ -128,30 +117,20 @@ def _load_split(name: str, data_dir: Optional[str]):
         except data_mod.DatasetNotFoundError as e:
             raise CLIError(str(e)) from e
         return ds.x_train, ds.y_train, ds.class_names
-    if name == "digits":
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError as e:
-            raise CLIError("--dataset digits needs scikit-learn (pip install scikit-learn); "
-                           "or use --dataset synthetic") from e
-        d = load_digits()
-        x = torch.as_tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
-        return x, torch.as_tensor(d.target, dtype=torch.int64), [str(i) for i in range(10)]
     if name == "fashion-mnist":
-        dirs = [d for d in (data_dir, os.environ.get("MIXKIT_DATA"), "/usr/share/datasets/fashion-mnist") if d]
-        for d in dirs:
-            for cand in (d, os.path.join(d, "fashion-mnist")):
-                xi = os.path.join(cand, "t10k-images-idx3-ubyte.gz")
-                yi = os.path.join(cand, "t10k-labels-idx1-ubyte.gz")
-                if os.path.isfile(xi) and os.path.isfile(yi):
-                    x = _read_idx_gz(xi).float().div(255).unsqueeze(1)
-                    y = _read_idx_gz(yi).long()
-                    names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                             "Sneaker", "Bag", "Ankle boot")
-                    return x, y, names
-        raise CLIError(f"Fashion-MNIST idx files not found in {dirs}: apt-get install dataset-fashion-mnist, "
-                       "or pass --data-dir DIR holding t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
-    raise ImportError(f"dataset {name!r} needs mixkit.bench.data")
+        from ..bench.idx import FASHION_MNIST_CLASSES, fashion_mnist_dirs, find_fashion_mnist, read_idx
+
+        found = find_fashion_mnist(data_dir)
+        if found is None:
+            raise CLIError(f"Fashion-MNIST idx files not found in {[str(d) for d in fashion_mnist_dirs(data_dir)]}: "
+                           "apt-get install dataset-fashion-mnist, or pass --data-dir DIR holding the four idx files "
+                           "(train/t10k images and labels)")
+        x = read_idx(found["test_images"]).float().div(255).unsqueeze(1)
+        return x, read_idx(found["test_labels"]).long(), FASHION_MNIST_CLASSES
+    why = f"dataset {name!r} needs the bench extras (numpy, scikit-learn, mnist1d): pip install 'mixkit[bench]'"
+    if name == "mnist1d":
+        raise ImportError(why)  # load_show_data falls back on the synthetic 1-D set
+    raise CLIError(why + "; or use --dataset synthetic")
 
 
 def load_show_data(dataset: str, data_dir: Optional[str] = None) -> ShowData:
