@@ -6,7 +6,8 @@ from .losses import SoftTargetCrossEntropy, bce_on_softmax, bce_with_logits_soft
 from .integrations import MixCollate, MixTransform
 from .mixers import Alternate, CoMixup, CutMix, DirichletMixUp, FMix, GMix, GridMix, HMix, ManifoldMixup, Mixer, MixUp, PatchUp, PuzzleMix, RandomChoice, ResizeMix, SaliencyMix, Scheduled, SmoothMix
 from .result import MixResult
-from .targets import one_hot, smooth, soft_targets
+from .labels import one_hot, smooth
+from .targets import soft_targets
 
 __version__ = "0.1.0"
 

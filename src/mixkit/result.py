@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .labels import one_hot
+
 __all__ = ["MixResult"]
 
 
@@ -78,8 +80,6 @@ class MixResult:
             an integer map of the same dtype taking each pixel's label from its source (nearest).
             Otherwise ``(B, K, *spatial)`` float32 probabilities, the per-pixel share-weighted mix.
         """
-        from .targets import one_hot
-
         if not isinstance(target, Tensor):
             raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
         b, k = self.index.shape

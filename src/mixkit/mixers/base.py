@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .. import sampling
 from .._validate import (check_batch, check_generator, check_labels, check_mode, check_num_classes,
-                         check_positive, check_prob)
+                         check_positive, check_prob, check_smoothing)
 from ..result import MixResult
 from ..targets import _mix_labels
 
@@ -51,9 +51,7 @@ class Mixer(nn.Module):
         self.mode = check_mode(mode)
         self.p = check_prob(p, "p")
         self.num_classes = check_num_classes(num_classes)
-        if not 0.0 <= float(smoothing) < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.smoothing = float(smoothing)
+        self.smoothing = check_smoothing(smoothing)
         self.no_self_pairs = bool(no_self_pairs)
         self.inplace = bool(inplace)
 
