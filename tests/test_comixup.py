@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixkit.bench.models import build_model
-from mixkit.mixers.comixup import (CoMixup, _objective, _grid_edges, _resolve, co_mixup_labeling, grid_energy,
-                                   solve_grid_mrf)
+from mixkit.masks.comixup_labeling import _grid_edges, _objective, _resolve, co_mixup_labeling
+from mixkit.masks.grid_mrf import grid_energy, solve_grid_mrf
+from mixkit.mixers.comixup import CoMixup
 from mixkit.targets import soft_targets
 
 K = 5
