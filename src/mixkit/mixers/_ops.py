@@ -1,11 +1,12 @@
-"""Tensor operations shared by the mixers: gathering partners, interpolating, blending with masks.
+"""Tensor operations shared by the mixers: gathering partners, interpolating, blending with masks,
+pasting one box, and the k-source weighted blend.
 
 Low-precision inputs (fp16/bf16) are blended in float32 and rounded once at the end, so the realised
 share of each source equals the float32 label weight up to the output's own rounding.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -71,3 +72,43 @@ def mix_pair(x: Tensor, partner_index: Tensor, share: Tensor, inplace: bool = Fa
     if share.dtype == torch.bool:
         return where(share, x, partner, out=out)
     return lerp(x, partner, share, out=out)
+
+
+def paste_box(x: Tensor, partner_index: Tensor, lo: Sequence[int], hi: Sequence[int], patch: Optional[Tensor] = None,
+              inplace: bool = False) -> Tensor:
+    """``x`` with the box ``[lo, hi)`` (ints per spatial dim) of every row replaced: the batch-mode paste.
+
+    The box holds the partners' own pixels there (``patch=None``: CutMix, SaliencyMix) or ``patch``
+    ``(B, C, *box)`` (ResizeMix's resized partners). Only the box is copied from the partners; the patch
+    is read before anything is written, so the sources are un-mixed also with ``inplace`` (then ``x`` is
+    overwritten).
+    """
+    region = (slice(None), slice(None)) + tuple(slice(a, z) for a, z in zip(lo, hi))
+    if patch is None:
+        patch = x[region].index_select(0, partner_index)
+    out = x if inplace else x.clone()  # clone keeps the memory format
+    out[region] = patch
+    return keep_format(out, x)
+
+
+def blend(x: Tensor, index: Tensor, shares: Tensor, inplace: bool = False) -> Tensor:
+    """``sum_j shares[:, j] * x[index[:, j]]``: the k-source weighted blend (DirichletMixUp, Co-Mixup).
+
+    ``index`` ``(B, k)`` with column 0 the row itself; ``shares`` ``(B, k)`` (one weight per row and source)
+    or ``(B, k, *spatial)`` (per-pixel shares). fp16/bf16 inputs accumulate in float32 and are rounded
+    once at the end.
+    """
+    calc = torch.promote_types(x.dtype, torch.float32)
+
+    def share(j: int) -> Tensor:
+        s = shares[:, j:j + 1]
+        return s.reshape(*s.shape, *([1] * (x.dim() - s.dim()))).to(calc)
+
+    acc = x.to(calc) * share(0)
+    for j in range(1, index.shape[1]):
+        acc = acc + gather(x, index[:, j]).to(calc) * share(j)
+    out = acc.to(x.dtype)
+    if inplace:
+        x.copy_(out)
+        out = x
+    return keep_format(out, x)
