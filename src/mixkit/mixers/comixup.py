@@ -3,19 +3,21 @@ Diversity", ICLR 2021 oral)."""
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import sampling
+from .._validate import check_int, check_nonneg
 from ..masks.comixup_labeling import co_mixup_labeling
 from ..masks.grid_mrf import grid_energy, solve_grid_mrf  # noqa: F401 - re-exported (they lived here)
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
 from . import _ops
-from .base import Mixer
+from .base import Mixer, ModelAttr
+from .params import MixParams
 
 __all__ = ["CoMixup"]
 
@@ -101,9 +103,9 @@ class CoMixup(Mixer):
     that contribute to the output (largest share first), padded with the row's own index and weight 0;
     ``k`` = 1 + the largest number of other contributors. ``weights`` ``(B, k)`` float32: the realised
     pixel shares (rows sum to 1; equal to the block-count shares when the sizes are divisible by the
-    grid). ``mask`` (``full_mask``) ``(B, k, *spatial)`` float32 per-pixel shares in ``{0, 0.5, 1}``,
-    summing to 1 at every pixel. ``lam`` is the realised share of the row itself (there is no sampled
-    lambda). ``params``: ``labels`` ``(B, *grid, k)`` block shares, ``grid``, ``groups`` (list of row
+    grid). ``mask`` (stored whole in ``share_map``) ``(B, k, *spatial)`` float32 per-pixel shares in
+    ``{0, 0.5, 1}``, summing to 1 at every pixel. ``lam`` is ``None``: there is no sampled lambda (the
+    realised share of the row itself is ``weights[:, 0]``). ``params``: ``labels`` ``(B, *grid, k)`` block shares, ``grid``, ``groups`` (list of row
     index tensors), ``prior`` ``(B,)`` the Dirichlet prior of each input within its group,
     ``objective`` ``(n_groups,)`` the final objective, ``saliency`` ``(B, *spatial)``.
 
@@ -137,6 +139,7 @@ class CoMixup(Mixer):
     """
 
     needs_labels = True
+    model = ModelAttr()
 
     def __init__(self, model: nn.Module, alpha: float = 2.0, *, mixup_alpha: Optional[float] = None,
                  m_block_num: int = 4, m_part: int = 20, m_beta: float = 0.32, m_gamma: float = 1.0,
@@ -146,27 +149,25 @@ class CoMixup(Mixer):
         if mixup_alpha is not None:
             alpha = mixup_alpha
         super().__init__(alpha, **kw)
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module (the classifier), got {type(model).__name__}")
-        object.__setattr__(self, "model", model)  # plain attribute: not a submodule of the mixer
-        self.m_block_num = _check_int(m_block_num, "m_block_num", 1, allow=(-1,))
-        self.m_part = _check_int(m_part, "m_part", 1)
-        self.m_beta = _check_nonneg(m_beta, "m_beta")
-        self.m_gamma = _check_nonneg(m_gamma, "m_gamma")
-        self.m_thres = _check_nonneg(m_thres, "m_thres")
+        self.model = model  # a plain attribute, not a submodule (ModelAttr)
+        self.m_block_num = check_int(m_block_num, "m_block_num", 1, allow=(-1,))
+        self.m_part = check_int(m_part, "m_part", 1)
+        self.m_beta = check_nonneg(m_beta, "m_beta")
+        self.m_gamma = check_nonneg(m_gamma, "m_gamma")
+        self.m_thres = check_nonneg(m_thres, "m_thres")
         if m_thres_type not in ("hard", "soft"):
             raise ValueError(f"m_thres_type must be 'hard' or 'soft', got {m_thres_type!r}")
         self.m_thres_type = m_thres_type
-        self.m_eta = _check_nonneg(m_eta, "m_eta")
-        self.m_omega = _check_nonneg(m_omega, "m_omega")
+        self.m_eta = check_nonneg(m_eta, "m_eta")
+        self.m_omega = check_nonneg(m_omega, "m_omega")
         if not 0.0 <= self.m_omega <= 1.0:
             raise ValueError(f"m_omega must be in [0, 1], got {m_omega}")
         self.set_resolve = bool(set_resolve)
-        self.m_niter = _check_int(m_niter, "m_niter", 1)
-        self.clean_lam = _check_nonneg(clean_lam, "clean_lam")
+        self.m_niter = check_int(m_niter, "m_niter", 1)
+        self.clean_lam = check_nonneg(clean_lam, "clean_lam")
         self.shuffle_partition = bool(shuffle_partition)
-        self.compat_kernel = _check_int(compat_kernel, "compat_kernel", 1)
-        self.solver_sweeps = _check_int(solver_sweeps, "solver_sweeps", 1)
+        self.compat_kernel = check_int(compat_kernel, "compat_kernel", 1)
+        self.solver_sweeps = check_int(solver_sweeps, "solver_sweeps", 1)
 
     # ------------------------------------------------------------------ saliency
     def saliency_map(self, x: Tensor, y: Tensor):
@@ -178,7 +179,9 @@ class CoMixup(Mixer):
         return out.saliency.detach().float(), out.clean_loss
 
     # ------------------------------------------------------------------ mixing
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        """The saliency pass, the draws (block grid, groups, prior, initial labelling) and the joint
+        labelling: everything but the final blend."""
         b, dev = x.shape[0], x.device
         sizes = tuple(x.shape[2:])
         sal, clean_loss = self.saliency_map(x, y)
@@ -189,8 +192,8 @@ class CoMixup(Mixer):
         if block_num == -1:
             block_num = 2 ** int(torch.randint(1, 5, (1,), generator=generator, device=sampling.gen_device(generator)))
         grid = tuple(min(block_num, s) for s in sizes)
-        if n_act < 2 or min(n_act, self.m_part) < 2:
-            return self._unmixed(x, sal, grid, clean_loss)
+        if n_act < 2 or min(n_act, self.m_part) < 2:  # too few rows to mix: returned unmixed
+            return MixParams(mixed=False, draws={"grid": grid, "saliency": sal, "clean_loss": clean_loss})
 
         # ---- groups
         order = (sampling.permutation(n_act, generator).to(dev) if self.shuffle_partition
@@ -233,9 +236,9 @@ class CoMixup(Mixer):
 
         # ---- compact (B, k) representation: column 0 = the row itself
         G = members.shape[0]
-        share = z.flatten(2, -2).sum(2)  # (G, n_out, n_in) block counts
+        counts = z.flatten(2, -2).sum(2)  # (G, n_out, n_in) block counts
         self_slot = slot.to(dev).view(1, -1).expand(G, -1)
-        other = share.clone()
+        other = counts.clone()
         other.scatter_(2, self_slot.unsqueeze(2), -1.0)  # exclude self from the ranking
         other = torch.where(valid.unsqueeze(1), other, torch.full_like(other, -1.0))
         n_other = int((other > 0).sum(-1).max()) if other.numel() else 0
@@ -257,33 +260,24 @@ class CoMixup(Mixer):
         block_mask = torch.zeros(b, k, *grid, device=dev)
         block_mask[:, 0] = 1.0
         block_mask[out_r] = zk.reshape(-1, k, *grid)[flat_valid].float()
-        full = _upsample(block_mask, sizes)  # (B, k, *spatial), values in {0, 0.5, 1}
-        weights = full.double().flatten(2).mean(2).float()
-
-        # ---- mix
-        calc = torch.promote_types(x.dtype, torch.float32)
-        acc = x.to(calc) * full[:, :1].to(calc)
-        for j in range(1, k):
-            acc = acc + _ops.gather(x, index[:, j]).to(calc) * full[:, j:j + 1].to(calc)
-        x_mix = acc.to(x.dtype)
-        if self.inplace:
-            x.copy_(x_mix)
-            x_mix = x
-        x_mix = _ops.keep_format(x_mix, x)
+        share_map = _upsample(block_mask, sizes)  # (B, k, *spatial), values in {0, 0.5, 1}
         mixed = torch.zeros(b, dtype=torch.bool, device=dev)
         mixed[out_r] = True
         prior_b = torch.zeros(b, device=dev)
         prior_b[out_r] = prior.reshape(-1)[flat_valid].float()
         groups = [members[g][valid[g]] for g in range(G)]
-        return MixResult(inputs=x_mix, index=index, weights=weights, lam=weights[:, 0].clone(), mixed=mixed,
-                         full_mask=full, params={"labels": block_mask.movedim(1, -1), "grid": grid, "groups": groups,
-                                                 "prior": prior_b, "objective": objective, "saliency": sal,
-                                                 "clean_loss": clean_loss})
+        return MixParams(active=active, draws={
+            "index": index, "share_map": share_map, "mixed": mixed, "labels": block_mask.movedim(1, -1),
+            "grid": grid, "groups": groups, "prior": prior_b, "objective": objective, "saliency": sal,
+            "clean_loss": clean_loss})
 
-    def _unmixed(self, x: Tensor, sal: Tensor, grid, clean_loss) -> MixResult:
-        res = self.identity(x)
-        res.params.update(grid=grid, saliency=sal, clean_loss=clean_loss)
-        return res
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        d = dict(params.draws)
+        index, share_map, mixed = d.pop("index"), d.pop("share_map"), d.pop("mixed")
+        weights = share_map.double().flatten(2).mean(2).float()
+        x_mix = _ops.blend(x, index, share_map, self.inplace)
+        return MixResult(inputs=x_mix, index=index, weights=weights, lam=None, mixed=mixed, share_map=share_map,
+                         params=d)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", m_block_num={self.m_block_num}, m_part={self.m_part}, m_beta={self.m_beta}, "
@@ -292,24 +286,6 @@ class CoMixup(Mixer):
 
 
 # ====================================================================== helpers
-def _check_int(v, name: str, lo: int, allow: Tuple[int, ...] = ()) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < lo and v not in allow:
-        extra = f" (or one of {allow})" if allow else ""
-        raise ValueError(f"{name} must be an int >= {lo}{extra}, got {v}")
-    return int(v)
-
-
-def _check_nonneg(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"{name} must be a number >= 0, got {type(v).__name__}")
-    v = float(v)
-    if not (v >= 0.0) or v == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
-    return v
-
-
 def _block_pool(s: Tensor, grid) -> Tensor:
     """Average ``(B, *spatial)`` over a grid of blocks ``(B, *grid)`` (adaptive bins)."""
     pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[len(grid) - 1]
