@@ -74,8 +74,25 @@ class Mixer(nn.Module):
         instead of ``x_mix`` for mixers that run the model, ``runs_model``).
         ``res = mixer.mix(x, generator=g)`` -- a :class:`MixResult` for two-term / custom losses.
         ``params = mixer.sample(x, g)``, ``res = mixer.apply(x, params)`` -- the two halves of ``mix``.
+
+    The class attributes ``name`` ... ``paper`` are the method table that :mod:`mixkit.registry`
+    reads; ``name = None`` means "not a registered method" (base classes, composites).
     """
 
+    #: canonical registry name (``None``: not a registered method)
+    name: Optional[str] = None
+    #: other accepted names
+    aliases: Tuple[str, ...] = ()
+    #: constructor arguments the registry uses unless overridden (the papers' defaults)
+    defaults: Dict[str, Any] = {}
+    #: the constructor takes the model (``create(name, model=net)``)
+    needs_model: bool = False
+    #: the method places its mixing by a saliency map (drawn with it by ``mixkit show``)
+    saliency_guided: bool = False
+    #: one line for ``mixkit list``
+    summary: str = ""
+    #: short citation
+    paper: str = ""
     #: spatial dimensionalities this method supports
     spatial_dims: Tuple[int, ...] = (1, 2, 3)
     #: whether the method needs labels in ``mix`` (model-aware methods)

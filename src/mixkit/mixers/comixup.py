@@ -138,6 +138,14 @@ class CoMixup(Mixer):
       thresholded modular penalty follow the official code exactly.
     """
 
+    name = "comixup"
+    aliases = ("co_mixup",)
+    defaults = {"alpha": 2.0, "m_block_num": 4, "m_part": 20, "m_beta": 0.32, "m_gamma": 1.0, "m_thres": 0.83,
+                "m_eta": 0.05, "m_omega": 0.001, "set_resolve": True, "m_niter": 4, "clean_lam": 1.0}
+    needs_model = True
+    saliency_guided = True
+    summary = "joint saliency-guided multi-input mixing with a supermodular diversity penalty"
+    paper = "Kim et al., ICLR 2021 (arXiv:2102.03065)"
     needs_labels = True
     model = ModelAttr()
 

@@ -39,6 +39,11 @@ class CutMix(Mixer):
     ``MixResult.params`` holds ``box_lo``/``box_hi`` ``(n, d)`` int64 (``n`` = 1 in batch mode).
     """
 
+    name = "cutmix"
+    defaults = {"alpha": 1.0}
+    summary = "paste a box of the partner; label = realised box share"
+    paper = "Yun et al., ICCV 2019 (arXiv:1905.04899)"
+
     def __init__(self, alpha: float = 1.0, *, minmax: Optional[Sequence[float]] = None, correct_lam: bool = True, **kw) -> None:
         super().__init__(alpha, **kw)
         self.minmax = check_range(minmax, "minmax")

@@ -32,6 +32,12 @@ class DirichletMixUp(Mixer):
     ``MixResult.index`` is ``(B, k)`` with column 0 the sample itself; ``weights`` ``(B, k)`` sum to 1.
     """
 
+    name = "dirichlet_mixup"
+    aliases = ("dmixup", "dirichlet")
+    defaults = {"alpha": 1.0, "k": 3}
+    summary = "convex combination of k samples, weights ~ Dirichlet(alpha)"
+    paper = "Zhang et al., ICLR 2018 (multi-sample remark)"
+
     def __init__(self, alpha: float = 1.0, *, k: int = 3, weights: str = "dirichlet", **kw) -> None:
         super().__init__(alpha, **kw)
         self.k = check_int(k, "k", 2)

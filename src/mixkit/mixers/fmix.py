@@ -51,6 +51,11 @@ class FMix(Mixer):
     Hard masks are applied with ``torch.where`` (exact pixel copies, also in fp16/bf16).
     """
 
+    name = "fmix"
+    defaults = {"alpha": 1.0, "decay_power": 3.0}
+    summary = "binary mask from thresholded low-frequency Fourier noise"
+    paper = "Harris et al., arXiv:2002.12047, 2020"
+
     def __init__(self, alpha: float = 1.0, *, decay_power: float = 3.0, max_soft: float = 0.0,
                  reformulate: bool = False, **kw) -> None:
         super().__init__(alpha, **kw)

@@ -54,6 +54,11 @@ class GMix(Mixer):
     std in pixels, ``minority_anchor`` ``(n,)`` bool (``lam < 0.5``). ``MixResult.share_map``: ``(n, 1, *spatial)`` float32.
     """
 
+    name = "gmix"
+    defaults = {"alpha": 1.0}
+    summary = "Gaussian-kernel soft mask centred at a random point"
+    paper = "Park, Yun, Chun, NeurIPS 2022 (arXiv:2208.09913)"
+
     def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
         n = self._n_draws(x)
         lam = self.sample_lam(n, generator)

@@ -80,6 +80,11 @@ class GridMix(Mixer):
     holds ``crop_lo``, ``crop_hi``, ``period``, ``hole`` (int64 ``(n, d)``, ``n`` = 1 in batch mode).
     """
 
+    name = "gridmix"
+    defaults = {"alpha": (0.1, 0.9), "n_holes": (2, 6)}
+    summary = "partner pasted through a lattice of holes (GridMask + CutMix)"
+    paper = "IlyaDobrynin/GridMixup (the method OpenMixup ports as gridmix)"
+
     def __init__(self, alpha: Range = (0.1, 0.9), *, n_holes: Union[int, Tuple[int, int]] = (2, 6),
                  hole_aspect_ratio: Range = 1.0, cut_area_ratio: Range = (0.5, 1.0),
                  cut_aspect_ratio: Range = (0.5, 2.0), **kw) -> None:

@@ -42,6 +42,7 @@ class HiddenLayerMixer(Mixer):
     """
 
     runs_model = True
+    needs_model = True
     model = ModelAttr()
     _apply_options = ("forward",)
 

@@ -91,6 +91,11 @@ class HMix(Mixer):
     ``cutmix_lam`` ``(n,)`` float64 (``n`` = 1 in batch mode). ``MixResult.share_map``: ``(n, 1, *spatial)`` float32.
     """
 
+    name = "hmix"
+    defaults = {"alpha": 1.0, "r": 0.5}
+    summary = "MixUp outside a CutMix box of area r*(1-lambda)"
+    paper = "Park, Yun, Chun, NeurIPS 2022 (arXiv:2208.09913)"
+
     def __init__(self, alpha: float = 1.0, *, r: float = 0.5, **kw) -> None:
         super().__init__(alpha, **kw)
         self.r = check_prob(r, "r")

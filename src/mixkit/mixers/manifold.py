@@ -50,6 +50,12 @@ class ManifoldMixup(HiddenLayerMixer):
     maps of any rank, token sequences, vectors); fp16/bf16 hidden states are blended in float32.
     """
 
+    name = "manifold_mixup"
+    aliases = ("manifold", "manifoldmixup")
+    defaults = {"alpha": 2.0}
+    summary = "MixUp of the hidden state at a random layer (input, layer1, layer2)"
+    paper = "Verma et al., ICML 2019 (arXiv:1806.05236)"
+
     def __init__(self, model: nn.Module, layers: Layers = None, alpha: float = 2.0, **kw) -> None:
         super().__init__(model, layers, alpha, **kw)
 

@@ -28,6 +28,11 @@ class MixUp(Mixer):
     Works on 1-, 2- and 3-D data. In sample mode each row gets its own lambda and partner.
     """
 
+    name = "mixup"
+    defaults = {"alpha": 1.0}
+    summary = "convex combination of two samples, lambda ~ Beta(alpha, alpha)"
+    paper = "Zhang et al., ICLR 2018 (arXiv:1710.09412)"
+
     def __init__(self, alpha: float = 1.0, *, reformulate: bool = False, **kw) -> None:
         super().__init__(alpha, **kw)
         self.reformulate = bool(reformulate)

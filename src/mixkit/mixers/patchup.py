@@ -133,6 +133,11 @@ class PatchUp(HiddenLayerMixer):
         same partner as the hidden layers (the official code draws a second permutation for it).
     """
 
+    name = "patchup"
+    defaults = {"patchup_type": "hard", "block_size": 7, "gamma": 0.5, "p": 0.7}
+    summary = "swap (hard) / interpolate (soft) DropBlock-style blocks of a hidden feature map"
+    paper = "Faramarzi et al., AAAI 2022 (arXiv:2006.07794)"
+
     def __init__(self, model: nn.Module, layers: Layers = None, *, block_size: int = 7, gamma: float = 0.9,
                  patchup_type: str = "soft", alpha: float = 2.0, cutmix_alpha: float = 1.0, **kw) -> None:
         super().__init__(model, layers, alpha, **kw)

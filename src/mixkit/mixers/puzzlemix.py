@@ -119,6 +119,14 @@ class PuzzleMix(Mixer):
         ``p < 1`` an unmixed batch skips the saliency pass (so no clean-loss gradient either).
     """
 
+    name = "puzzlemix"
+    aliases = ("puzzle_mix",)
+    defaults = {"alpha": 1.0, "n_labels": 3, "beta": 1.2, "gamma": 0.5, "eta": 0.2, "neigh_size": 4, "transport": True,
+                "t_eps": 0.8, "t_size": -1, "clean_lam": 0.0, "adv_p": 0.0, "adv_eps": 10.0, "block_num": None}
+    needs_model = True
+    saliency_guided = True
+    summary = "saliency-guided block mixing: exact 3-label graph labelling and optimal-transport block moves"
+    paper = "Kim, Choo, Song, ICML 2020 (arXiv:2009.06962)"
     needs_labels = True
     spatial_dims = (2,)
     model = ModelAttr()

@@ -66,6 +66,11 @@ class ResizeMix(Mixer):
       distorting its aspect; here the patch is never clipped.
     """
 
+    name = "resizemix"
+    defaults = {"scale": (0.1, 0.8)}
+    summary = "paste the whole partner, shrunk by tau ~ U(0.1, 0.8)"
+    paper = "Qin et al., arXiv:2012.11101 (CVMJ 2023)"
+
     def __init__(self, scale: Sequence[float] = (0.1, 0.8), *, use_alpha: bool = False, alpha: float = 1.0,
                  interpolation: str = "nearest", **kw) -> None:
         super().__init__(alpha, **kw)

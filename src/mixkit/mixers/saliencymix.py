@@ -65,6 +65,11 @@ class SaliencyMix(Mixer):
     * non-square inputs get per-axis sides (the official names the first axis "W").
     """
 
+    name = "saliencymix"
+    defaults = {"alpha": 1.0}
+    saliency_guided = True
+    summary = "CutMix box centred on the source's fine-grained static-saliency peak (one map per batch)"
+    paper = "Uddin et al., ICLR 2021 (arXiv:2006.01791)"
     model = ModelAttr(optional=True)
 
     def __init__(self, alpha: float = 1.0, *, saliency: Union[str, Callable[[Tensor], Tensor]] = "static",

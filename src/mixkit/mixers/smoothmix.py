@@ -55,6 +55,11 @@ class SmoothMix(Mixer):
     ``MixResult.share_map``: ``(B or 1, 1, *spatial)`` float32, the anchor's share ``1 - k``.
     """
 
+    name = "smoothmix"
+    defaults = {"sigma_range": (0.25, 0.5)}
+    summary = "soft-edged Gaussian blob of the partner"
+    paper = "Lee et al., CVPR Workshops 2020"
+
     def __init__(self, alpha: float = 1.0, *, sigma_range: Sequence[float] = (0.25, 0.5), **kw) -> None:
         super().__init__(alpha, **kw)
         rng = check_range(sigma_range, "sigma_range", 0.0, math.inf)
