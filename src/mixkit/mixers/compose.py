@@ -12,7 +12,9 @@ the :class:`~mixkit.MixResult` contract work unchanged, and composites nest (a `
   MixUp/FMix "alt" runs). The step counter is explicit state (``state_dict``) or passed in (``step=``).
 * :class:`Scheduled` -- switch a mixer off before ``start`` and from ``stop`` on, in epochs or steps
   (timm's ``--mixup-off-epoch``, fastai-style warm-up). The clock lives in shared memory so that
-  ``set_epoch`` in the main process reaches DataLoader workers, persistent ones included.
+  ``set_epoch`` in the main process reaches DataLoader workers, persistent ones included. It lives in
+  :mod:`mixkit.mixers.schedule` (re-exported here); their shared base is
+  :class:`mixkit.mixers.composite.Composite`.
 
 How ``p`` is applied (exactly once per level): a composite's own ``p`` gates the batch (batch mode) or
 the rows (sample mode) before a child is run, and a child's own ``p`` (1 by default) then gates what
@@ -30,123 +32,23 @@ and method options all apply. The composite's ``num_classes`` and ``smoothing`` 
 from __future__ import annotations
 
 import bisect
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .. import sampling
-from .._validate import check_int, check_num_classes, check_probs
-from ..result import MixResult
+from .._validate import check_int, check_probs
 from .base import Mixer
+from .composite import Composite
 from .params import MixParams
+from .schedule import Scheduled  # re-exported: one import path for the three composites
 
 __all__ = ["RandomChoice", "Alternate", "Scheduled"]
 
 
-# ---------------------------------------------------------------------------------------------- helpers
-def _check_mixers(mixers: Any, owner: str) -> Tuple[Mixer, ...]:
-    if isinstance(mixers, Mixer):
-        raise TypeError(f"{owner}: mixers must be a sequence of Mixer instances, got a single {type(mixers).__name__}; wrap it in a list")
-    try:
-        mixers = tuple(mixers)
-    except TypeError:
-        raise TypeError(f"{owner}: mixers must be a sequence of Mixer instances, got {type(mixers).__name__}") from None
-    if not mixers:
-        raise ValueError(f"{owner}: mixers must contain at least one Mixer, got an empty sequence")
-    for i, m in enumerate(mixers):
-        if not isinstance(m, Mixer):
-            raise TypeError(f"{owner}: mixers[{i}] must be a mixkit Mixer, got {type(m).__name__}")
-    return mixers
-
-
-def _common_mode(mixers: Sequence[Mixer], owner: str) -> str:
-    modes = {m.mode for m in mixers}
-    if len(modes) != 1:
-        desc = ", ".join(f"{type(m).__name__}(mode={m.mode!r})" for m in mixers)
-        raise ValueError(f"{owner}: all mixers must use the same mode ('batch' or 'sample'), got {desc}")
-    return modes.pop()
-
-
-def _common_num_classes(mixers: Sequence[Mixer], num_classes: Optional[int], owner: str) -> Optional[int]:
-    num_classes = check_num_classes(num_classes)
-    if num_classes is not None:
-        return num_classes
-    found = {m.num_classes for m in mixers if m.num_classes is not None}
-    if len(found) > 1:
-        raise ValueError(f"{owner}: the mixers disagree on num_classes ({sorted(found)}); pass num_classes= explicitly")
-    return found.pop() if found else None
-
-
-def _common_smoothing(mixers: Sequence[Mixer], smoothing: Optional[float], owner: str) -> float:
-    if smoothing is not None:
-        return float(smoothing)  # range checked by Mixer.__init__
-    found = {m.smoothing for m in mixers}
-    if len(found) > 1:
-        raise ValueError(f"{owner}: the mixers disagree on smoothing ({sorted(found)}); pass smoothing= explicitly")
-    return found.pop()
-
-
-def _common_spatial_dims(mixers: Sequence[Mixer], owner: str) -> Tuple[int, ...]:
-    dims = set(mixers[0].spatial_dims)
-    for m in mixers[1:]:
-        dims &= set(m.spatial_dims)
-    if not dims:
-        raise ValueError(f"{owner}: the mixers share no supported spatial dimensionality "
-                         f"({[tuple(m.spatial_dims) for m in mixers]})")
-    return tuple(sorted(dims))
-
-
-class _Composite(Mixer):
-    """Shared plumbing: children as an ``nn.ModuleList``, common mode / classes / dims, input checks, and
-    the replay of the chosen child's params (``draws["child"]``, the child ``draws["choice"]``)."""
-
-    def __init__(self, mixers: Sequence[Mixer], *, p: float = 1.0, num_classes: Optional[int] = None,
-                 smoothing: Optional[float] = None) -> None:
-        owner = type(self).__name__
-        mixers = _check_mixers(mixers, owner)
-        mode = _common_mode(mixers, owner)
-        super().__init__(1.0, mode=mode, p=p, num_classes=_common_num_classes(mixers, num_classes, owner),
-                         smoothing=_common_smoothing(mixers, smoothing, owner))
-        self.alpha = None  # a composite has no lambda distribution of its own
-        self.mixers = nn.ModuleList(mixers)
-        self.spatial_dims = _common_spatial_dims(mixers, owner)
-        self.needs_labels = any(m.needs_labels for m in mixers)
-
-    def _check_input(self, x: Tensor) -> None:
-        # Every child checks the batch, so a bad input fails on every call, not only when a child is drawn.
-        for m in self.mixers:
-            m._check_input(x)
-
-    def _draw_child(self, i: int, x: Tensor, y: Optional[Tensor], active: Optional[Tensor],
-                    generator: Optional[torch.Generator], **draws: Any) -> MixParams:
-        """Params choosing child ``i`` and holding its draws (its own ``p`` gate applied once, on top of
-        this composite's row selection ``active``)."""
-        return MixParams(active=active, draws={**draws, "child": self.mixers[i]._draw(x, y, generator, active)})
-
-    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
-        draws = dict(params.draws)
-        child_params = draws.pop("child")
-        child = self.mixers[draws.get("choice", 0)]
-        res = child._replay(x, child_params)
-        if child_params.mixed:
-            res.params.setdefault("method", type(child).__name__)
-        else:  # the child's own p gate said no
-            res.params["method"] = None
-        res.params.update(draws)
-        return res
-
-    def _unmixed(self, x: Tensor, params: MixParams) -> MixResult:
-        res = super()._unmixed(x, params)
-        res.params.setdefault("method", None)
-        return res
-
-    def extra_repr(self) -> str:
-        return f"mode={self.mode!r}, p={self.p}, num_classes={self.num_classes}, smoothing={self.smoothing}"
-
-
 # ------------------------------------------------------------------------------------------ RandomChoice
-class RandomChoice(_Composite):
+class RandomChoice(Composite):
     """Per batch: with probability ``p`` mix, using one mixer drawn with probabilities ``probs``.
 
     timm's switch ``Mixup(mixup_alpha=a, cutmix_alpha=b, prob=p, switch_prob=s, mode='batch')`` is
@@ -197,7 +99,7 @@ class RandomChoice(_Composite):
 
 
 # ------------------------------------------------------------------------------------------- Alternate
-class Alternate(_Composite):
+class Alternate(Composite):
     """Deterministic per-batch alternation: ``counts[0]`` batches of ``mixers[0]``, then ``counts[1]``
     of ``mixers[1]``, ..., then around again.
 
@@ -302,128 +204,3 @@ class Alternate(_Composite):
 
     def extra_repr(self) -> str:
         return f"counts={self.counts}, step={self._step}, " + super().extra_repr()
-
-
-# ------------------------------------------------------------------------------------------- Scheduled
-class Scheduled(_Composite):
-    """Switch ``mixer`` on only for ``start <= t < stop``, where ``t`` is the epoch or the step.
-
-    * ``Scheduled(m, stop=E)``: timm's ``--mixup-off-epoch E`` (no mixing from epoch ``E`` on);
-    * ``Scheduled(m, start=W)``: warm-up without mixing for the first ``W`` epochs (or steps);
-    * ``None`` leaves that side open. Epochs and steps count from 0.
-
-    Args:
-        mixer: the mixer to schedule (any Mixer, composites included); its own ``p`` still applies.
-        start: first epoch/step with mixing (``None``: from the beginning).
-        stop: first epoch/step without mixing again (``None``: never stops).
-        unit: ``"epoch"`` or ``"step"`` -- which clock ``start``/``stop`` refer to.
-        num_classes, smoothing: used by ``forward``; default to the mixer's.
-
-    The clock: ``set_epoch(e)`` (call it before iterating the epoch, like
-    ``DistributedSampler.set_epoch``), ``set_step(s)``, ``step(n=1)``; read with ``epoch`` /
-    ``global_step`` / ``enabled``. Or pass the value explicitly: ``mix(x, epoch=e)`` /
-    ``forward(x, y, step=s)`` make the call a pure function of it.
-
-    DataLoader workers: the clock is an int64 tensor in shared memory (``share_memory_()``), so a
-    collate function holding this object -- copied into workers by fork, or pickled by the
-    DataLoader's multiprocessing pickler under spawn/forkserver -- reads the value the main process
-    last set, **including with** ``persistent_workers=True``. (timm's ``mixup_enabled = False``
-    only changes the main-process copy of ``FastCollateMixup``, so ``--mixup-off-epoch`` does not
-    reach persistent workers -- bug B21. That does not happen here.) Caveats:
-
-    * workers collate ahead of the training loop (up to ``prefetch_factor * num_workers`` batches),
-      so a step-unit schedule changed with ``set_step`` inside the loop takes effect a few batches
-      late in workers; epoch-unit schedules set before the epoch's iteration starts are exact. For
-      exact step boundaries, run the mixer after the DataLoader or pass ``step=``.
-    * an ordinary ``pickle``/``copy.deepcopy`` makes an independent copy of the clock (a snapshot).
-    * the clock is a plain attribute, not a buffer: ``.to(device)`` leaves it in shared CPU memory.
-
-    ``state_dict()`` holds ``{"epoch", "step"}`` as module extra state; ``load_state_dict`` writes it
-    back into the shared clock. ``MixResult.params["scheduled_on"]`` says whether the schedule was on.
-    """
-
-    _UNITS = ("epoch", "step")
-    _sample_options = ("epoch", "step")
-
-    def __init__(self, mixer: Mixer, start: Optional[int] = None, stop: Optional[int] = None,
-                 unit: str = "epoch", *, num_classes: Optional[int] = None,
-                 smoothing: Optional[float] = None) -> None:
-        if not isinstance(mixer, Mixer):
-            raise TypeError(f"Scheduled: mixer must be a mixkit Mixer, got {type(mixer).__name__}")
-        super().__init__([mixer], p=1.0, num_classes=num_classes, smoothing=smoothing)
-        if unit not in self._UNITS:
-            raise ValueError(f"unit must be one of {self._UNITS}, got {unit!r}")
-        self.unit = unit
-        self.start = None if start is None else check_int(start, "start")
-        self.stop = None if stop is None else check_int(stop, "stop")
-        if self.start is not None and self.stop is not None and self.stop < self.start:
-            raise ValueError(f"stop must be >= start, got start={self.start}, stop={self.stop}")
-        # [epoch, step] in shared memory so that DataLoader workers (persistent or not) see updates.
-        self._clock = torch.zeros(2, dtype=torch.int64).share_memory_()
-
-    @property
-    def mixer(self) -> Mixer:
-        """The scheduled mixer."""
-        return self.mixers[0]
-
-    # ------------------------------------------------------------------ clock
-    @property
-    def epoch(self) -> int:
-        return int(self._clock[0])
-
-    @property
-    def global_step(self) -> int:
-        return int(self._clock[1])
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the current epoch (0-based); visible to DataLoader workers holding this object."""
-        self._clock[0] = check_int(epoch, "epoch")
-
-    def set_step(self, step: int) -> None:
-        """Set the current global step (0-based); visible to DataLoader workers holding this object."""
-        self._clock[1] = check_int(step, "step")
-
-    def step(self, n: int = 1) -> int:
-        """Advance the global step by ``n`` and return the new value."""
-        self._clock[1] += check_int(n, "n")
-        return self.global_step
-
-    def is_on(self, t: int) -> bool:
-        """Whether mixing is on at time ``t`` (in ``unit``): ``start <= t < stop``."""
-        return (self.start is None or t >= self.start) and (self.stop is None or t < self.stop)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether mixing is on at the current clock."""
-        return self.is_on(self.epoch if self.unit == "epoch" else self.global_step)
-
-    def get_extra_state(self) -> Dict[str, int]:
-        return {"epoch": self.epoch, "step": self.global_step}
-
-    def set_extra_state(self, state: Dict[str, int]) -> None:
-        self.set_epoch(state["epoch"])
-        self.set_step(state["step"])
-
-    # ------------------------------------------------------------------ mixing
-    def _on_now(self, epoch: Optional[int], step: Optional[int]) -> bool:
-        """Whether the schedule is on for this call (``epoch``/``step`` given, else the clock)."""
-        if epoch is not None:
-            epoch = check_int(epoch, "epoch")
-        if step is not None:
-            step = check_int(step, "step")
-        if self.unit == "epoch":
-            return self.is_on(self.epoch if epoch is None else epoch)
-        return self.is_on(self.global_step if step is None else step)
-
-    def _skip(self, x: Tensor, epoch: Optional[int] = None, step: Optional[int] = None) -> MixParams:
-        return MixParams(mixed=False, draws={"scheduled_on": self._on_now(epoch, step)})
-
-    def _sample(self, x: Tensor, y: Optional[Tensor], active: Optional[Tensor], generator,
-                epoch: Optional[int] = None, step: Optional[int] = None) -> MixParams:
-        if not self._on_now(epoch, step):
-            return MixParams(mixed=False, draws={"scheduled_on": False})
-        return self._draw_child(0, x, y, active, generator, scheduled_on=True)
-
-    def extra_repr(self) -> str:
-        return (f"start={self.start}, stop={self.stop}, unit={self.unit!r}, epoch={self.epoch}, "
-                f"step={self.global_step}, " + super().extra_repr())
