@@ -46,19 +46,20 @@ def lerp(x: Tensor, partner: Tensor, w: Tensor, out: Optional[Tensor] = None) ->
     return keep_format(res, x) if out is None else res
 
 
-def where(keep: Tensor, x: Tensor, partner: Tensor, out: Optional[Tensor] = None) -> Tensor:
-    """Hard mask blend: ``x`` where ``keep`` is True, ``partner`` elsewhere (``keep`` bool, broadcastable)."""
-    keep = keep.to(x.device)
+def where(share_map: Tensor, x: Tensor, partner: Tensor, out: Optional[Tensor] = None) -> Tensor:
+    """Hard mask blend: ``x`` where the bool ``share_map`` is True, ``partner`` elsewhere (broadcastable)."""
+    share_map = share_map.to(x.device)
     if out is not None:
-        return torch.where(keep, x, partner, out=out)
-    return keep_format(torch.where(keep, x, partner), x)
+        return torch.where(share_map, x, partner, out=out)
+    return keep_format(torch.where(share_map, x, partner), x)
 
 
-def mix_pair(x: Tensor, partner_index: Tensor, share: Tensor, inplace: bool = False) -> Tensor:
-    """``share * x + (1 - share) * x[partner_index]``: the two-source blend every region method ends with.
+def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool = False) -> Tensor:
+    """``s * x + (1 - s) * x[partner_index]`` for the anchor's share map ``s``: the two-source blend every
+    region method ends with.
 
-    ``share`` is the anchor's share, float (per row or per pixel, broadcastable to ``x``) or a bool keep
-    mask (hard masks: an exact copy of each pixel's source). The partner batch is gathered once and, being
+    ``share_map`` is the anchor's share, float (per row or per pixel, broadcastable to ``x``) or bool
+    (hard masks, True where the anchor stays: an exact copy of each pixel's source). The partner batch is gathered once and, being
     a fresh copy, the blend is written into it, so a call allocates one batch rather than two -- unless
     autograd has to record the blend (then a new tensor) or ``inplace`` (then ``x`` is overwritten).
     """
@@ -69,9 +70,9 @@ def mix_pair(x: Tensor, partner_index: Tensor, share: Tensor, inplace: bool = Fa
         out = None
     else:
         out = partner
-    if share.dtype == torch.bool:
-        return where(share, x, partner, out=out)
-    return lerp(x, partner, share, out=out)
+    if share_map.dtype == torch.bool:
+        return where(share_map, x, partner, out=out)
+    return lerp(x, partner, share_map, out=out)
 
 
 def paste_box(x: Tensor, partner_index: Tensor, lo: Sequence[int], hi: Sequence[int], patch: Optional[Tensor] = None,
@@ -100,13 +101,13 @@ def blend(x: Tensor, index: Tensor, shares: Tensor, inplace: bool = False) -> Te
     """
     calc = torch.promote_types(x.dtype, torch.float32)
 
-    def share(j: int) -> Tensor:
+    def share_of(j: int) -> Tensor:
         s = shares[:, j:j + 1]
         return s.reshape(*s.shape, *([1] * (x.dim() - s.dim()))).to(calc)
 
-    acc = x.to(calc) * share(0)
+    acc = x.to(calc) * share_of(0)
     for j in range(1, index.shape[1]):
-        acc = acc + gather(x, index[:, j]).to(calc) * share(j)
+        acc = acc + gather(x, index[:, j]).to(calc) * share_of(j)
     out = acc.to(x.dtype)
     if inplace:
         x.copy_(out)

@@ -273,8 +273,8 @@ class Mixer(nn.Module):
             return v
         if v.shape[0] != b:
             v = v.expand(b, *v.shape[1:])
-        keep = active.to(v.device).reshape(-1, *([1] * (v.dim() - 1)))
-        return torch.where(keep, v, torch.ones((), dtype=v.dtype, device=v.device))
+        rows = active.to(v.device).reshape(-1, *([1] * (v.dim() - 1)))
+        return torch.where(rows, v, torch.ones((), dtype=v.dtype, device=v.device))
 
     def _box_apply(self, x: Tensor, params: MixParams, lam: Tensor, *, patch: Optional[Tensor] = None,
                    x_mix: Optional[Tensor] = None, realised: bool = True, **extra: Any) -> MixResult:

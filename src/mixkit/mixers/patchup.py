@@ -201,19 +201,19 @@ class PatchUp(HiddenLayerMixer):
             out["keep"] = keep
             partner_h = _ops.gather(h, partner)
             if layer == INPUT or self.patchup_type == "hard":
-                out["share"] = keep
+                out["share_map"] = keep
                 return _ops.where(keep, h, partner_h)
             w = torch.where(keep, torch.ones((), device=keep.device), lam.to(keep.device)[rows])
-            out["share"] = w
+            out["share_map"] = w
             return _ops.lerp(h, partner_h, w)
 
         with mix_at(self.model, layer, fn):
             logits = run(x)
 
-        keep, share = out["keep"], out["share"]
+        keep, share_map = out["keep"], out["share_map"]
         dims = tuple(range(1, keep.dim()))
         unchanged = keep.float().mean(dims).to(dev)
-        w0 = share.float().mean(dims).to(dev)
+        w0 = share_map.float().mean(dims).to(dev)
         if layer == INPUT:
             kind, lam_res, lam_b = "cutmix", self._deactivate(params.draws["cutmix_lam"].to(dev), active, b), torch.zeros_like(w0)
         else:
