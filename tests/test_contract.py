@@ -1,4 +1,4 @@
-"""The DESIGN.md contract, checked for every hand-crafted mixer.
+"""The docs/design.md contract, checked for every hand-crafted mixer.
 
 Most checks use *provenance* inputs: sample i is the one-hot "colour" e_i over B channels, so after mixing
 channel j of output row i holds, pixel by pixel, the share of source j in that pixel. Its spatial mean is
