@@ -80,7 +80,7 @@ class PuzzleMix(Mixer):
         p, num_classes, smoothing, no_self_pairs, inplace: see :class:`~mixkit.mixers.base.Mixer`.
 
     Call: ``res = mixer.mix(x, y, generator=g)`` with ``x (B, C, H, W)`` (normalised, as fed to the
-    model) and ``y`` class ids ``(B,)`` or probabilities ``(B, K)``. ``res.share`` is the anchor's mask
+    model) and ``y`` class ids ``(B,)`` or probabilities ``(B, K)``. ``res.share_map`` is the anchor's mask
     ``(B, 1, H, W)`` float32 with values in {0, 1/(L-1), ..., 1}; ``res.weights[:, 0]`` is its mean
     per sample. ``res.params``: ``block_num (B,)``, ``clean_loss`` (detached, or None),
     ``adv_anchor`` / ``adv_partner`` ``(B,)`` bool.
