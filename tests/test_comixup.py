@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixkit.bench.models import build_model
-from mixkit.mixers.comixup import (CoMixup, _objective, _grid_edges, _resolve, co_mixup_labeling, grid_energy,
-                                   solve_grid_mrf)
+from mixkit.masks.comixup_labeling import _grid_edges, _objective, _resolve, co_mixup_labeling
+from mixkit.masks.grid_mrf import grid_energy, solve_grid_mrf
+from mixkit.mixers.comixup import CoMixup
 from mixkit.targets import soft_targets
 
 K = 5
@@ -113,7 +114,20 @@ def test_resnet8_32px_properties_and_targets():
         expect.index_put_((torch.arange(24), y[res.index[:, j]]), res.weights[:, j], accumulate=True)
     assert torch.allclose(t, expect, atol=1e-6)
     assert bool(res.mixed.all())
-    assert torch.equal(res.lam, res.weights[:, 0])
+    assert res.lam is None  # no lambda is drawn: the row's realised own share is weights[:, 0]
+
+
+def test_sample_then_apply_is_mix_and_replays():
+    net = resnet8()
+    x, y = blob_batch(10, size=16)
+    mixer = fast(net, m_part=5, clean_lam=0.0, mode="sample", p=0.8)
+    for seed in range(3):
+        res = mixer.mix(x, y, generator=gen(seed))
+        params = mixer.sample(x, gen(seed), y=y)
+        for r in (mixer.apply(x, params), mixer.apply(x, params)):  # the model is not run again
+            assert torch.equal(r.inputs, res.inputs) and torch.equal(r.index, res.index)
+            assert torch.equal(r.weights, res.weights) and torch.equal(r.mixed, res.mixed)
+            assert (r.mask is None and res.mask is None) or torch.equal(r.mask, res.mask)
 
 
 def test_forward_call_form():

@@ -36,8 +36,8 @@ class Only2D(Mixer):
     """A trivial mixer restricted to 2-D data (to test that composites intersect spatial_dims)."""
     spatial_dims = (2,)
 
-    def _mix(self, x, y, active, generator):
-        return self.identity(x)
+    def _sample(self, x, y, active, generator):
+        return self._skip(x)  # mixes nothing
 
 
 # ------------------------------------------------------------------------------------------ RandomChoice

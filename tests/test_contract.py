@@ -1,4 +1,4 @@
-"""The DESIGN.md contract, checked for every hand-crafted mixer.
+"""The docs/design.md contract, checked for every hand-crafted mixer.
 
 Most checks use *provenance* inputs: sample i is the one-hot "colour" e_i over B channels, so after mixing
 channel j of output row i holds, pixel by pixel, the share of source j in that pixel. Its spatial mean is
@@ -251,6 +251,39 @@ def test_unsupported_dims_and_bad_input_raise(name):
         make(name, mode="elem")
     with pytest.raises(ValueError, match="p must be in"):
         make(name, p=1.5)
+
+
+def same_result(a, b):
+    """Every field of two MixResults is identical (tensors bit for bit, params included)."""
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.index, b.index) and torch.equal(a.weights, b.weights)
+    assert torch.equal(a.mixed, b.mixed)
+    assert (a.lam is None) == (b.lam is None) and (a.lam is None or torch.equal(a.lam, b.lam))
+    assert (a.mask is None) == (b.mask is None) and (a.mask is None or torch.equal(a.mask, b.mask))
+    assert a.params.keys() == b.params.keys()
+    for k, v in a.params.items():
+        w = b.params[k]
+        assert torch.equal(v, w) if isinstance(v, torch.Tensor) else v == w, k
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+@pytest.mark.parametrize("p", [1.0, 0.5])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_sample_then_apply_is_mix_and_replays(name, mode, p, d):
+    # mix = sample + apply: the same draws in the same order, and apply is a pure function of (x, params)
+    skip_dim(name, d)
+    m = make(name, mode=mode, p=p)
+    x = torch.randn(7, 3, *SHAPES[d], generator=torch.Generator().manual_seed(d))
+    for seed in range(4):
+        g_mix, g_sample = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        res = m.mix(x, generator=g_mix)
+        params = m.sample(x, g_sample)
+        assert torch.equal(g_mix.get_state(), g_sample.get_state())  # sample made every draw of mix
+        first = m.apply(x, params)
+        same_result(first, res)
+        same_result(m.apply(x, params), first)  # a replay of the same params
+        assert torch.equal(g_sample.get_state(), g_mix.get_state())  # apply drew nothing
+    assert m.apply(lambda module: None) is m  # apply(fn) is still nn.Module.apply
 
 
 @pytest.mark.gpu

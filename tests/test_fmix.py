@@ -202,9 +202,9 @@ def test_mixer_share_mean_within_one_pixel_of_lambda_and_equals_weights(mode, sh
     m = FMix(mode=mode)
     for seed in range(3):
         res = m.mix(provenance(b, shape), generator=gen(seed))
-        share = res.share.float().flatten(1).double().mean(1)
-        assert res.share.shape == ((1 if mode == "batch" else b), 1, *shape)
-        assert res.share.dtype == torch.bool
+        share = res.share_map.float().flatten(1).double().mean(1)
+        assert res.share_map.shape == ((1 if mode == "batch" else b), 1, *shape)
+        assert res.share_map.dtype == torch.bool
         lam = res.lam.double()
         assert ((share - lam[: share.numel()]).abs() <= 1.0 / N + 1e-7).all()
         w0 = res.weights[:, 0]
@@ -222,10 +222,10 @@ def test_batch_mode_one_mask_sample_mode_different_masks():
     res = FMix(mode="batch", no_self_pairs=True).mix(x, generator=gen(0))
     keep = res.inputs[torch.arange(b), torch.arange(b)] == 1  # (B, H, W): where row i shows itself
     assert all(torch.equal(keep[0], keep[i]) for i in range(b))
-    assert torch.equal(keep[0], res.share[0, 0])
+    assert torch.equal(keep[0], res.share_map[0, 0])
     res = FMix(mode="sample", no_self_pairs=True).mix(x, generator=gen(0))
     keep = res.inputs[torch.arange(b), torch.arange(b)] == 1
-    assert torch.equal(keep, res.share[:, 0])
+    assert torch.equal(keep, res.share_map[:, 0])
     assert sum(torch.equal(keep[0], keep[i]) for i in range(1, b)) == 0
     assert res.lam.unique().numel() == b
 
@@ -237,8 +237,8 @@ def test_determinism_and_seeds():
         a = m.mix(x, generator=gen(11))
         c = m.mix(x, generator=gen(11))
         d = m.mix(x, generator=gen(12))
-        assert torch.equal(a.inputs, c.inputs) and torch.equal(a.share, c.share) and torch.equal(a.index, c.index)
-        assert not torch.equal(a.share, d.share)
+        assert torch.equal(a.inputs, c.inputs) and torch.equal(a.share_map, c.share_map) and torch.equal(a.index, c.index)
+        assert not torch.equal(a.share_map, d.share_map)
 
 
 def test_input_not_modified_and_inplace():
@@ -260,10 +260,10 @@ def test_dtype_kept_and_hard_mask_copies_pixels(dtype):
     res = FMix(mode="sample").mix(x, generator=gen(0))
     assert res.inputs.dtype == dtype and res.weights.dtype == torch.float32
     partner = x[res.index[:, 1]]
-    expected = torch.where(res.share, x, partner)
+    expected = torch.where(res.share_map, x, partner)
     assert torch.equal(res.inputs, expected)
     res = FMix(mode="sample", max_soft=0.2).mix(x, generator=gen(0))
-    assert res.inputs.dtype == dtype and res.share.dtype == torch.float32
+    assert res.inputs.dtype == dtype and res.share_map.dtype == torch.float32
 
 
 def test_memory_format_kept():
@@ -281,7 +281,7 @@ def test_memory_format_kept():
 def test_soft_mixer_weights_equal_mean(mode):
     b, shape = 5, (20, 18)
     res = FMix(mode=mode, max_soft=0.15).mix(provenance(b, shape), generator=gen(4))
-    share = res.share
+    share = res.share_map
     assert share.dtype == torch.float32 and share.min() >= 0 and share.max() <= 1
     assert ((share > 0) & (share < 1)).any()
     mean = share.flatten(1).double().mean(1).expand(b)
@@ -313,7 +313,7 @@ def test_sample_mode_p_leaves_unselected_rows():
     off = ~res.mixed
     assert 0 < int(off.sum()) < 64
     assert torch.equal(res.inputs[off], x[off])
-    assert (res.weights[off, 0] == 1).all() and res.share[off].all()
+    assert (res.weights[off, 0] == 1).all() and res.share_map[off].all()
 
 
 @pytest.mark.parametrize("shape", [(3, 2, 50), (3, 2, 6, 8, 7), (1, 3, 8, 8), (7, 1, 9, 9)])
@@ -332,7 +332,7 @@ def test_gradients_flow_through_the_mix():
     res = FMix(mode="sample", max_soft=0.1).mix(x, generator=gen(0))
     res.inputs.sum().backward()
     # d sum / d x[j] = j's share as the anchor + (1 - share of row i) for every row i that takes j as partner
-    share = res.share.expand(4, 2, 8, 8)
+    share = res.share_map.expand(4, 2, 8, 8)
     expected = share.clone().index_add_(0, res.index[:, 1], 1.0 - share)
     assert torch.allclose(x.grad, expected, atol=1e-6)
     assert ((share > 0) & (share < 1)).any()

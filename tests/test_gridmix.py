@@ -43,7 +43,7 @@ def test_weight_is_one_minus_mask_mean_and_partner_fills_holes(mode, d):
         p = res.params
         n = 1 if mode == "batch" else b
         assert p["crop_lo"].shape == (n, d)
-        hole = ~res.share  # (n, 1, *sizes): True where the partner shows
+        hole = ~res.share_map  # (n, 1, *sizes): True where the partner shows
         vol = grid.hole_volume(grid.GridParams(p["crop_lo"], p["crop_hi"], p["period"], p["hole"]))
         assert torch.equal(hole.flatten(1).sum(1), vol)
         assert (vol > 0).all()  # a mixed row always has holes
@@ -64,7 +64,7 @@ def test_mask_is_the_reference_lattice_inside_the_crop(d):
     size_t = torch.tensor(sizes)
     assert (p["crop_lo"] >= 0).all() and (p["crop_hi"] <= size_t).all() and (p["crop_hi"] > p["crop_lo"]).all()
     assert (p["period"] >= 2).all() and (p["hole"] >= 1).all() and (p["hole"] < p["period"]).all()
-    holes = ~res.share[:, 0]
+    holes = ~res.share_map[:, 0]
     for i in range(24):
         ref = naive_mask(sizes, p["crop_lo"][i], p["crop_hi"][i], p["period"][i], p["hole"][i])
         assert torch.equal(holes[i], ref), i
@@ -73,7 +73,7 @@ def test_mask_is_the_reference_lattice_inside_the_crop(d):
 def test_mask_is_periodic_and_starts_at_the_crop_corner():
     res = GridMix(mode="sample", n_holes=3, cut_area_ratio=0.6).mix(torch.zeros(16, 1, 30, 30), generator=gen(3))
     p = res.params
-    holes = ~res.share[:, 0]
+    holes = ~res.share_map[:, 0]
     for i in range(16):
         (y0, x0), (y1, x1) = p["crop_lo"][i].tolist(), p["crop_hi"][i].tolist()
         (py, px), (hy, hx) = p["period"][i].tolist(), p["hole"][i].tolist()
@@ -174,11 +174,11 @@ def test_lambda_distribution():
 def test_batch_mode_one_mask_sample_mode_many():
     x = torch.randn(16, 1, 20, 24)
     rb = GridMix(mode="batch").mix(x, generator=gen(12))
-    assert rb.share.shape == (1, 1, 20, 24)
+    assert rb.share_map.shape == (1, 1, 20, 24)
     assert (rb.mask[:, 0] == rb.mask[:1, 0]).all() and rb.weights[:, 0].unique().numel() == 1
     rs = GridMix(mode="sample").mix(x, generator=gen(12))
-    assert rs.share.shape == (16, 1, 20, 24)
-    assert rs.share.flatten(1).unique(dim=0).shape[0] > 8
+    assert rs.share_map.shape == (16, 1, 20, 24)
+    assert rs.share_map.flatten(1).unique(dim=0).shape[0] > 8
     assert rs.params["crop_lo"].unique(dim=0).shape[0] > 8
 
 
@@ -227,7 +227,7 @@ def test_dtype_and_memory_format_kept(mode, dtype):
     x = torch.randn(5, 3, 12, 14, dtype=dtype)
     res = GridMix(mode=mode).mix(x, generator=gen(17))
     assert res.inputs.dtype == dtype and res.weights.dtype == torch.float32
-    assert torch.equal(res.inputs, torch.where(~res.share, x[res.index[:, 1]], x))  # a hard mask: exact
+    assert torch.equal(res.inputs, torch.where(~res.share_map, x[res.index[:, 1]], x))  # a hard mask: exact
     xc = x.to(memory_format=torch.channels_last)
     rc = GridMix(mode=mode).mix(xc, generator=gen(17))
     assert rc.inputs.is_contiguous(memory_format=torch.channels_last) and torch.equal(rc.inputs, res.inputs)

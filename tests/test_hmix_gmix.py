@@ -55,7 +55,7 @@ def test_hmix_share_mean_equals_label(shape, mode, r):
         # share map: 0 inside the box, mixup_lam outside
         lo, hi = res.params["box_lo"], res.params["box_hi"]
         inside = box.box_mask(lo, hi, shape[2:])
-        share = res.share
+        share = res.share_map
         assert bool((share[inside] == 0).all())
         ml = res.params["mixup_lam"].view(-1, 1, *([1] * (len(shape) - 2))).expand_as(share)
         assert torch.equal(share[~inside], ml[~inside])
@@ -123,7 +123,7 @@ def test_hmix_r1_same_box_as_cutmix(mode):
         assert torch.equal(h.params["box_lo"], c.params["box_lo"])
         assert torch.equal(h.params["box_hi"], c.params["box_hi"])
         assert torch.equal(h.index, c.index)
-        inside = ~c.share.expand(6, 1, 13, 19).expand_as(x)
+        inside = ~c.share_map.expand(6, 1, 13, 19).expand_as(x)
         assert torch.equal(h.inputs[inside], c.inputs[inside])  # the box is pure partner in both
         assert torch.allclose(h.params["cutmix_lam"].float(), c.weights[:1 if mode == "batch" else 6, 0])
         want = box.cut_lengths((13, 19), h.lam[: h.params["box_lo"].shape[0]])
@@ -195,7 +195,7 @@ def test_gmix_label_is_kernel_mean(shape, mode):
         assert torch.equal(sigma, res.params["sigma"])
         g = gaussian.gaussian_kernel(sizes, res.params["centre"], sigma)
         want = torch.where((lam < 0.5).view(-1, *([1] * (len(shape) - 1))), g, 1 - g)
-        assert torch.equal(res.share, want)
+        assert torch.equal(res.share_map, want)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -206,15 +206,15 @@ def test_gmix_peak_belongs_to_minority(shape):
         res = GMix(mode="sample").mix(x, generator=gen(seed))
         c = res.params["centre"].long()
         for i in range(shape[0]):
-            at_c = float(res.share[(i, 0) + tuple(c[i].tolist())])
+            at_c = float(res.share_map[(i, 0) + tuple(c[i].tolist())])
             lam = float(res.lam[i])
             if lam < 0.5:  # the anchor is the minority: its share peaks at 1
                 n_low += 1
-                assert at_c == 1.0 and float(res.share[i].max()) == 1.0
+                assert at_c == 1.0 and float(res.share_map[i].max()) == 1.0
                 assert float(res.weights[i, 0]) <= 0.5
             else:  # the partner is the minority: the anchor's share is 0 at the peak
                 n_high += 1
-                assert at_c == 0.0 and float(res.share[i].min()) == 0.0
+                assert at_c == 0.0 and float(res.share_map[i].min()) == 0.0
                 assert float(res.weights[i, 1]) <= 0.5
     assert n_low > 0 and n_high > 0
 
@@ -243,7 +243,7 @@ def test_gmix_small_kernel_mean_on_its_own_grid(sizes):
 def test_gmix_non_square_kernel_follows_the_grid():
     x = torch.randn(3, 2, 17, 41)
     res = GMix(mode="sample").mix(x, generator=gen(1))
-    assert res.share.shape == (3, 1, 17, 41) and res.inputs.shape == x.shape
+    assert res.share_map.shape == (3, 1, 17, 41) and res.inputs.shape == x.shape
     s = res.params["sigma"]
     torch.testing.assert_close(s[:, 1] / s[:, 0], torch.full((3,), 41 / 17))
     # the blob is an ellipse: equal values at equal *normalised* offsets along the two axes
@@ -326,10 +326,10 @@ def test_sample_mode_differs_per_row(make):
     x = torch.randn(6, 2, 16, 18)
     res = make(mode="sample").mix(x, generator=gen(5))
     assert len(set(res.weights[:, 0].tolist())) == 6
-    assert res.share.shape[0] == 6
-    assert not torch.equal(res.share[0], res.share[1])
+    assert res.share_map.shape[0] == 6
+    assert not torch.equal(res.share_map[0], res.share_map[1])
     bat = make(mode="batch").mix(x, generator=gen(5))
-    assert bat.share.shape[0] == 1 and len(set(bat.weights[:, 0].tolist())) == 1
+    assert bat.share_map.shape[0] == 1 and len(set(bat.weights[:, 0].tolist())) == 1
 
 
 @pytest.mark.parametrize("make", MIXERS)

@@ -31,7 +31,7 @@ def test_b01_cutmix_lambda_is_corrected_for_the_clipped_box():
         res = mixkit.CutMix(mode="sample").mix(torch.zeros(200, 1, *size), generator=g)
         lo, hi = res.params["box_lo"], res.params["box_hi"]
         assert (lo >= 0).all() and (hi <= torch.tensor(size)).all()
-        pasted = (~res.share).flatten(1).sum(1).double()
+        pasted = (~res.share_map).flatten(1).sum(1).double()
         assert torch.allclose(res.weights[:, 0].double(), 1 - pasted / math.prod(size), atol=1e-6)
     off = mixkit.CutMix(mode="sample", correct_lam=False).mix(torch.zeros(50, 1, 8, 8), generator=g)
     assert torch.equal(off.weights[:, 0], off.lam)  # the flag exists and does what it says

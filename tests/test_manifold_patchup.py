@@ -212,6 +212,33 @@ def test_contract_state_grads_determinism(cls):
     assert no_hooks(m)
 
 
+@pytest.mark.parametrize("kind", ["manifold", "hard", "soft", "input"])
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+def test_sample_then_apply_is_mix_and_replays(kind, mode):
+    # the masks of PatchUp are drawn in the first apply (their shape is the feature map's) and kept
+    m, x = small("resnet8")
+    m.eval()
+    if kind == "manifold":
+        mixer = ManifoldMixup(m, layers="all", mode=mode, p=0.7)
+    else:
+        layers = ["input"] if kind == "input" else ["layer1", "layer2"]
+        mixer = PatchUp(m, layers=layers, patchup_type="soft" if kind == "soft" else "hard", block_size=3,
+                        mode=mode, p=0.7)
+    for seed in range(4):
+        res = mixer.mix(x, generator=gen(seed))
+        g = gen(seed)
+        params = mixer.sample(x, g)
+        first = mixer.apply(x, params)
+        state = g.get_state()
+        again = mixer.apply(x, params, forward=lambda t: m(t))
+        assert torch.equal(g.get_state(), state)  # the replay drew nothing
+        for r in (first, again):
+            assert torch.equal(r.outputs, res.outputs) and torch.equal(r.weights, res.weights)
+            assert torch.equal(r.index, res.index) and torch.equal(r.mixed, res.mixed) and torch.equal(r.lam, res.lam)
+            assert r.params.keys() == res.params.keys()
+    assert no_hooks(m)
+
+
 @pytest.mark.parametrize("cls", [ManifoldMixup, PatchUp])
 @pytest.mark.parametrize("b", [1, 2, 3, 5])
 def test_odd_batches_and_b1(cls, b):

@@ -54,7 +54,7 @@ def test_mask_levels_and_label_weights(kind, size):
     x, y, _ = _batch(6, size)
     # weak smoothness and no prior: the masks follow the saliency and are not constant
     res = _mixer(model, beta=0.05, eta=0.0, gamma=0.0).mix(x, y, generator=_gen(1))
-    share = res.share
+    share = res.share_map
     assert share.shape == (6, 1, *size) and share.dtype == torch.float32
     assert set(share.unique().tolist()) <= {0.0, 0.5, 1.0}
     assert len(share.unique()) > 1
@@ -86,7 +86,7 @@ def test_mix_is_the_masked_blend_without_transport():
     model = _model()
     x, y, _ = _batch(6)
     res = _mixer(model, transport=False, beta=0.05, eta=0.0).mix(x, y, generator=_gen(3))
-    m = res.share
+    m = res.share_map
     ref = m * x + (1 - m) * x[res.index[:, 1]]
     assert torch.allclose(res.inputs, ref, atol=1e-6)
 
@@ -150,7 +150,7 @@ def test_mixed_blocks_come_from_distinct_source_blocks():
     partner = res.index[:, 1]
     out = res.inputs.view(4, 3, 4, 8, 4, 8).permute(0, 2, 4, 1, 3, 5).reshape(4, 16, -1)
     a = x.view(4, 3, 4, 8, 4, 8).permute(0, 2, 4, 1, 3, 5).reshape(4, 16, -1)
-    m = res.share[:, 0, ::8, ::8].reshape(4, 16)
+    m = res.share_map[:, 0, ::8, ::8].reshape(4, 16)
     moved = 0
     for i in range(4):
         for level, src in ((1.0, a[i]), (0.0, a[partner[i]])):   # anchor blocks, partner blocks
@@ -243,7 +243,7 @@ def test_adversarial_noise_stays_within_eps_in_pixel_space():
     res = _mixer(model, adv_p=1.0, adv_eps=10.0, **kw).mix(x, y, generator=_gen(9))
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
     out_pix = res.inputs * std + mean
-    m, partner = res.share, res.index[:, 1]
+    m, partner = res.share_map, res.index[:, 1]
     ref_pix = m * pix + (1 - m) * pix[partner]
     diff = (out_pix - ref_pix).abs()
     assert diff.max() <= 10 / 255 + 1e-5
@@ -261,7 +261,7 @@ def test_deterministic_under_a_seed_and_sample_mode():
         mixer = _mixer(model, block_num=None, mode=mode, t_size=4, adv_p=0.5)
         a = mixer.mix(x, y, generator=_gen(10))
         b = mixer.mix(x, y, generator=_gen(10))
-        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.weights, b.weights) and torch.equal(a.share, b.share)
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.weights, b.weights) and torch.equal(a.share_map, b.share_map)
     bn = mixer.mix(x, y, generator=_gen(11)).params["block_num"]
     assert bn.shape == (6,) and set(bn.tolist()) <= {2, 4, 8, 16}
 
@@ -335,6 +335,20 @@ def test_bad_arguments():
             _mixer(model, **kw)
 
 
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+def test_sample_then_apply_is_mix_and_replays(mode):
+    model = _model()
+    x, y, _ = _batch(6)
+    mixer = _mixer(model, block_num=(2, 4), mode=mode, p=0.8, adv_p=0.5, t_size=4)
+    for seed in range(3):
+        res = mixer.mix(x, y, generator=_gen(seed))
+        params = mixer.sample(x, _gen(seed), y=y)
+        for r in (mixer.apply(x, params), mixer.apply(x, params)):  # no saliency pass, no draw
+            assert torch.equal(r.inputs, res.inputs) and torch.equal(r.weights, res.weights)
+            assert torch.equal(r.share_map, res.share_map) and torch.equal(r.mixed, res.mixed)
+            assert torch.equal(r.params["adv_anchor"], res.params["adv_anchor"])
+
+
 def test_block_saliency_normalises_and_guards_zero():
     sal = torch.rand(3, 8, 8)
     sal[1] = 0
@@ -351,7 +365,7 @@ def test_cuda_matches_cpu():
     a = mixer.mix(x, y, generator=_gen(15))
     model.cuda()
     b = mixer.mix(x.cuda(), y.cuda(), generator=_gen(15))
-    assert torch.equal(a.share, b.share.cpu())
+    assert torch.equal(a.share_map, b.share_map.cpu())
     assert torch.allclose(a.inputs, b.inputs.cpu(), atol=1e-5)
 
 
@@ -420,5 +434,5 @@ def test_two_labels_give_binary_masks():
     model = _model()
     x, y, _ = _batch(6)
     res = _mixer(model, n_labels=2, beta=0.05, eta=0.0).mix(x, y, generator=_gen(21))
-    assert set(res.share.unique().tolist()) <= {0.0, 1.0}
-    assert torch.equal(res.weights[:, 0], res.share.mean((1, 2, 3)))
+    assert set(res.share_map.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(res.weights[:, 0], res.share_map.mean((1, 2, 3)))

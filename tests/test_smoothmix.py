@@ -35,7 +35,7 @@ def test_openmixup_smoothmix_weight_bug(shape, mode):
         torch.testing.assert_close(res.weights[:, 1].double(), mean_k, atol=1e-6, rtol=0)
         # the port's weight (mean(k) for y_a) is wrong here: the blob never covers exactly half
         assert bool(((res.weights[:, 0].double() - mean_k).abs() > 1e-3).all())
-        torch.testing.assert_close(res.lam, res.weights[:, 0])
+        assert res.lam is None  # no lambda is drawn; the realised anchor weight is weights[:, 0] (checked above)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -53,16 +53,16 @@ def test_blob_matches_params_and_peaks_at_centre(shape, mode):
         assert bool((u >= 0.25 - 1e-6).all()) and bool((u <= 0.5 + 1e-6).all())
         torch.testing.assert_close(u, u[:, :1].expand_as(u))
         k = gaussian.gaussian_kernel(sizes, c, s)
-        assert torch.equal(res.share, 1.0 - k)
+        assert torch.equal(res.share_map, 1.0 - k)
         for i in range(n):  # partner share is 1 at the centre (anchor share 0)
-            assert float(res.share[(i, 0) + tuple(c[i].long().tolist())]) == 0.0
-        assert float(res.share.min()) >= 0.0 and float(res.share.max()) <= 1.0
+            assert float(res.share_map[(i, 0) + tuple(c[i].long().tolist())]) == 0.0
+        assert float(res.share_map.min()) >= 0.0 and float(res.share_map.max()) <= 1.0
 
 
 def test_blob_follows_non_square_aspect():
     x = torch.randn(3, 1, 17, 41)
     res = SmoothMix(mode="sample").mix(x, generator=gen(1))
-    assert res.share.shape == (3, 1, 17, 41)
+    assert res.share_map.shape == (3, 1, 17, 41)
     s = res.params["sigma"]
     torch.testing.assert_close(s[:, 1] / s[:, 0], torch.full((3,), 41 / 17))
 
@@ -112,7 +112,7 @@ def test_deterministic_and_input_unmodified(mode, shape):
 def test_low_precision(mode, dtype):
     x = torch.randn(5, 3, 12, 10).to(dtype)
     res = SmoothMix(mode=mode).mix(x, generator=gen(3))
-    assert res.inputs.dtype == dtype and res.weights.dtype == torch.float32 and res.lam.dtype == torch.float32
+    assert res.inputs.dtype == dtype and res.weights.dtype == torch.float32 and res.weights[:, 0].dtype == torch.float32
     ref = SmoothMix(mode=mode).mix(x.float(), generator=gen(3))
     torch.testing.assert_close(res.weights, ref.weights, atol=0, rtol=0)
     torch.testing.assert_close(res.inputs.float(), ref.inputs.to(dtype).float(),
@@ -122,10 +122,10 @@ def test_low_precision(mode, dtype):
 def test_sample_mode_differs_per_row():
     x = torch.randn(6, 2, 16, 18)
     res = SmoothMix(mode="sample").mix(x, generator=gen(5))
-    assert len(set(res.weights[:, 0].tolist())) == 6 and res.share.shape[0] == 6
-    assert not torch.equal(res.share[0], res.share[1])
+    assert len(set(res.weights[:, 0].tolist())) == 6 and res.share_map.shape[0] == 6
+    assert not torch.equal(res.share_map[0], res.share_map[1])
     bat = SmoothMix(mode="batch").mix(x, generator=gen(5))
-    assert bat.share.shape[0] == 1 and len(set(bat.weights[:, 0].tolist())) == 1
+    assert bat.share_map.shape[0] == 1 and len(set(bat.weights[:, 0].tolist())) == 1
 
 
 @pytest.mark.parametrize("b", [1, 3, 7])
@@ -145,7 +145,7 @@ def test_p_in_sample_mode():
     off = ~res.mixed
     assert 0 < int(off.sum()) < 40
     assert torch.equal(res.inputs[off], x[off])
-    assert bool((res.weights[off, 0] == 1).all()) and bool((res.lam[off] == 1).all())
+    assert bool((res.weights[off, 0] == 1).all()) and bool((res.weights[:, 0][off] == 1).all())
     m0 = res.mask[:, 0].double().mean(dim=(1, 2))
     torch.testing.assert_close(m0, res.weights[:, 0].double(), atol=1e-6, rtol=0)
     assert SmoothMix(p=0.0).mix(x, generator=gen(4)).inputs is x

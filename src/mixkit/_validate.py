@@ -5,6 +5,7 @@ range or value) with a message that names the argument and what was expected.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Sequence, Tuple
 
@@ -50,6 +51,33 @@ def check_prob(p: float, name: str = "p") -> float:
     return p
 
 
+def check_smoothing(v: float, name: str = "smoothing") -> float:
+    """Label smoothing in ``[0, 1)``."""
+    if not 0.0 <= float(v) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {v}")
+    return float(v)
+
+
+def check_int(v: object, name: str, minimum: int = 0, allow: Tuple[int, ...] = ()) -> int:
+    """An int (not a bool) ``>= minimum``, or one of the special values ``allow``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {type(v).__name__}")
+    if v < minimum and v not in allow:
+        extra = f" (or one of {allow})" if allow else ""
+        raise ValueError(f"{name} must be an int >= {minimum}{extra}, got {v}")
+    return int(v)
+
+
+def check_nonneg(v: object, name: str) -> float:
+    """A finite real number ``>= 0``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number >= 0, got {type(v).__name__}")
+    v = float(v)
+    if not (v >= 0.0) or v == float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
 def check_positive(v: float, name: str) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a positive number, got {type(v).__name__}")
@@ -71,6 +99,58 @@ def check_range(r: Optional[Sequence[float]], name: str, lo: float = 0.0, hi: fl
     return a, b
 
 
+def check_span(v: object, name: str, *, low: float, high: float = math.inf, low_open: bool = True,
+               integer: bool = False) -> Tuple:
+    """A number or a ``(min, max)`` pair, checked to lie in ``(low, high]`` (or ``[low, high]``)."""
+    kind = "int" if integer else "number"
+    ok_type = numbers.Integral if integer else numbers.Real
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise TypeError(f"{name} must be a {kind} or a pair (min, max) of {kind}s, got {v!r}")
+        pair = tuple(v)
+    else:
+        pair = (v, v)
+    for e in pair:
+        if isinstance(e, bool) or not isinstance(e, ok_type):
+            raise TypeError(f"{name} must be a {kind} or a pair (min, max) of {kind}s, got {v!r}")
+    a, b = (int(e) if integer else float(e) for e in pair)
+    too_low = (a <= low) if low_open else (a < low)
+    if too_low or b > high or a > b or a != a or b != b:
+        bound = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name} must lie in {bound} with min <= max, got {v!r}")
+    return a, b
+
+
+def check_probs(probs: Optional[Sequence[float]], n: int, name: str = "probs") -> Tuple[float, ...]:
+    """``n`` non-negative finite weights, not all 0, normalised to sum to 1 (uniform for ``None``)."""
+    if probs is None:
+        return tuple(1.0 / n for _ in range(n))
+    try:
+        vals = [float(q) for q in probs]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of {n} non-negative numbers, got {probs!r}") from None
+    if len(vals) != n:
+        raise ValueError(f"{name} must have one entry per mixer ({n}), got {len(vals)}")
+    if any(not math.isfinite(q) or q < 0 for q in vals):
+        raise ValueError(f"{name} must be finite and >= 0, got {vals}")
+    total = sum(vals)
+    if total <= 0:
+        raise ValueError(f"{name} must not all be 0, got {vals}")
+    return tuple(q / total for q in vals)
+
+
+def check_channel_stats(v: object, name: str, positive: bool = False) -> Optional[Tensor]:
+    """Per-channel values (a normalisation's ``mean`` / ``std``) as a float32 vector, or ``None``."""
+    if v is None:
+        return None
+    t = torch.as_tensor(v, dtype=torch.float32).reshape(-1)
+    if t.numel() == 0 or not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be a non-empty sequence of finite per-channel values, got {v!r}")
+    if positive and not (t > 0).all():
+        raise ValueError(f"{name} must be > 0 for every channel, got {v!r}")
+    return t
+
+
 def check_num_classes(num_classes: Optional[int], name: str = "num_classes") -> Optional[int]:
     if num_classes is None:
         return None
@@ -87,8 +167,13 @@ def check_generator(generator: Optional[torch.Generator]) -> Optional[torch.Gene
     return generator
 
 
-def check_labels(y: object, batch: int, num_classes: Optional[int], name: str = "y") -> Tensor:
-    """Check class ids ``(B,)`` or probabilities / one-hot / multi-hot ``(B, K)``."""
+def check_labels(y: object, batch: int, num_classes: Optional[int], name: str = "y", *,
+                 ids_need_num_classes: bool = True) -> Tensor:
+    """Check class ids ``(B,)`` or probabilities / one-hot / multi-hot ``(B, K)``.
+
+    Class ids need ``num_classes`` (to build targets from them) unless ``ids_need_num_classes=False``
+    (the labels only feed a saliency pass); the id range is checked whenever ``num_classes`` is known.
+    """
     if not isinstance(y, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of class ids (B,) or probabilities (B, K), got {type(y).__name__}")
     if y.dim() not in (1, 2):
@@ -102,8 +187,9 @@ def check_labels(y: object, batch: int, num_classes: Optional[int], name: str = 
         if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise TypeError(f"class ids {name} (B,) must be an integer tensor (int64 preferred), got dtype {y.dtype}")
         if num_classes is None:
-            raise ValueError(f"num_classes is required to turn class ids {name} (B,) into targets")
-        if y.numel():
+            if ids_need_num_classes:
+                raise ValueError(f"num_classes is required to turn class ids {name} (B,) into targets")
+        elif y.numel():
             lo, hi = int(y.min()), int(y.max())
             if lo < 0 or hi >= num_classes:
                 raise ValueError(f"class ids in {name} must lie in [0, {num_classes - 1}] (num_classes={num_classes}), got range [{lo}, {hi}]")

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .labels import one_hot
+
 __all__ = ["MixResult"]
 
 
@@ -21,16 +23,23 @@ class MixResult:
         weights: ``(B, k)`` float32 realised share of each source in ``inputs[i]``; rows sum to 1.
                  These are the label weights: the mean of the per-pixel shares, not the sampled lambda
                  where the two differ (clipped boxes, kernels, graph-cut masks).
-        lam:     ``(B,)`` float32 sampled lambda (before any realisation), for diagnostics; rows that
-                 were not mixed (``p`` < 1) hold 1.
+        lam:     ``(B,)`` float32 sampled lambda, before any realisation (for diagnostics), for every
+                 method that draws one; rows that were not mixed (``p`` < 1) hold 1. ``None`` for a
+                 mixed batch of a method that draws no lambda (SmoothMix, Co-Mixup): their realised
+                 shares are in ``weights``.
         mixed:   ``(B,)`` bool, which rows were mixed.
         params:  method-specific draws (boxes, scales, ...), for debugging and visualisation.
         outputs: model outputs (logits) when the method ran the model itself (hidden-layer methods such
                  as Manifold Mixup mix inside the forward pass); ``None`` otherwise, and then the caller
                  runs the model on ``inputs``.
+        share_map: the stored per-pixel shares that ``mask`` is built from (internal, not in the repr):
+                 for a two-source method the *anchor's* share map ``(n, 1, *spatial)`` with ``n`` = 1
+                 (one map for the batch) or B, float or bool (hard masks); for a method with ``k`` > 2
+                 sources (Co-Mixup) the whole ``(B, k, *spatial)`` mask. ``None`` for pure interpolation.
 
     ``mask`` (property) is ``(B, k, *spatial)`` float32 per-pixel shares (summing to 1 over ``k``), or
-    ``None`` for pure interpolation (MixUp), where every pixel's share equals ``weights``.
+    ``None`` for pure interpolation (MixUp), where every pixel's share equals ``weights``. A two-source
+    ``share_map`` is expanded lazily: ``mask = cat([s, 1 - s])`` over the batch.
     """
 
     inputs: Tensor
@@ -40,11 +49,7 @@ class MixResult:
     mixed: Optional[Tensor] = None
     params: Dict[str, Any] = field(default_factory=dict)
     outputs: Optional[Tensor] = None
-    # Internal storage of the mask. Two-source methods keep only the anchor's share map of shape
-    # (B or 1, 1, *spatial) (float or bool) and build the (B, 2, *spatial) mask on demand; methods with
-    # more sources store the full mask.
-    share: Optional[Tensor] = field(default=None, repr=False)
-    full_mask: Optional[Tensor] = field(default=None, repr=False)
+    share_map: Optional[Tensor] = field(default=None, repr=False)
 
     @property
     def batch_size(self) -> int:
@@ -56,11 +61,12 @@ class MixResult:
 
     @property
     def mask(self) -> Optional[Tensor]:
-        if self.full_mask is not None:
-            return self.full_mask
-        if self.share is None:
+        m = self.share_map
+        if m is None:
             return None
-        s = self.share.float()
+        if m.shape[1] == self.k:  # every source's share is stored
+            return m
+        s = m.float()
         b = self.batch_size
         s = s.expand(b, *s.shape[1:]) if s.shape[0] == 1 else s
         return torch.cat([s, 1.0 - s], dim=1)
@@ -78,8 +84,6 @@ class MixResult:
             an integer map of the same dtype taking each pixel's label from its source (nearest).
             Otherwise ``(B, K, *spatial)`` float32 probabilities, the per-pixel share-weighted mix.
         """
-        from .targets import one_hot
-
         if not isinstance(target, Tensor):
             raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
         b, k = self.index.shape

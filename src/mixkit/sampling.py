@@ -1,4 +1,4 @@
-"""Random draws for mixing: lambda, Dirichlet weights, pairings.
+"""Random draws for mixing: lambda, Dirichlet weights, pairings, and seeds for generators.
 
 Every function takes an explicit ``torch.Generator`` (or ``None`` for torch's default CPU generator) and
 draws on that generator's device, so the same seed gives the same parameters on CPU and GPU.
@@ -10,7 +10,8 @@ rejection sampler is kept as the fallback for a torch without it, and is tested 
 """
 from __future__ import annotations
 
-from typing import Optional
+import hashlib
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -19,12 +20,14 @@ __all__ = [
     "gen_device",
     "sample_gamma",
     "sample_beta",
+    "sample_lam",
     "sample_dirichlet",
     "sample_normalized_betas",
     "sample_uniform",
     "permutation",
     "k_way_index",
     "bernoulli",
+    "derive_seed",
 ]
 
 
@@ -72,6 +75,12 @@ def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: 
     s = ga + gb
     out = torch.where(s > 0, ga / s.clamp_min(1e-300), torch.full_like(s, 0.5))
     return out.to(dtype)
+
+
+def sample_lam(alpha: float, n: int, generator: Optional[torch.Generator] = None, reformulate: bool = False) -> Tensor:
+    """``(n,)`` float32 mixing weights of the anchor: ``Beta(alpha, alpha)``, or ``Beta(alpha + 1, alpha)``
+    for the FMix repository's reformulated objective (``reformulate=True``: MixUp, FMix)."""
+    return sample_beta(alpha + 1.0 if reformulate else alpha, alpha, (n,), generator)
 
 
 def _gamma64(a: float, size: torch.Size, generator) -> Tensor:
@@ -168,3 +177,10 @@ def k_way_index(n: int, k: int, generator: Optional[torch.Generator] = None, no_
 def bernoulli(p: float, size=(), generator: Optional[torch.Generator] = None) -> Tensor:
     """Boolean draws that are True with probability ``p``."""
     return torch.rand(size, generator=generator, device=gen_device(generator)) < p
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from a hash of ``parts`` (sha256 of their ``repr``: stable across processes, runs and
+    Python versions), so related streams (per worker, per run, per purpose) get unrelated seeds."""
+    h = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)

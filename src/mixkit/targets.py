@@ -1,4 +1,7 @@
-"""Targets: one-hot, label smoothing, and mixing class ids / soft / multi-hot labels with a MixResult."""
+"""Targets: mixing class ids / soft / multi-hot labels with a MixResult.
+
+``one_hot`` and ``smooth`` live in :mod:`mixkit.labels` and are re-exported here.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -7,37 +10,10 @@ import torch
 from torch import Tensor
 
 from ._validate import check_labels, check_num_classes
+from .labels import one_hot, smooth
 from .result import MixResult
 
 __all__ = ["one_hot", "smooth", "soft_targets"]
-
-
-def one_hot(y: Tensor, num_classes: int, smoothing: float = 0.0, dim: int = -1) -> Tensor:
-    """Float32 one-hot of integer ``y`` with optional label smoothing.
-
-    With smoothing ``a`` the off value is ``a/K`` and the on value ``1 - a + a/K`` (rows sum to 1).
-    ``dim`` is where the class axis goes (``-1`` for ``(B, K)``, ``1`` for dense ``(B, K, *spatial)``).
-    """
-    if y.is_floating_point():
-        raise TypeError(f"one_hot expects integer class ids, got dtype {y.dtype}")
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    off = smoothing / num_classes
-    out = torch.full((*y.shape, num_classes), off, dtype=torch.float32, device=y.device)
-    out.scatter_(-1, y.long().unsqueeze(-1), 1.0 - smoothing + off)
-    if dim not in (-1, y.dim()):
-        out = out.movedim(-1, dim)
-    return out
-
-
-def smooth(y: Tensor, smoothing: float) -> Tensor:
-    """Label smoothing of probability rows ``(B, K)``: ``y * (1 - a) + a / K`` (rows keep their sum)."""
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    y = y.float()
-    if smoothing == 0:
-        return y
-    return y * (1.0 - smoothing) + smoothing / y.shape[-1]
 
 
 def soft_targets(y: Tensor, res: MixResult, num_classes: Optional[int] = None, smoothing: float = 0.0) -> Tensor:

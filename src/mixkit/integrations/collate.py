@@ -23,27 +23,10 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ..mixers.base import Mixer
+from ..sampling import derive_seed
 from .transform import check_labels_getter, check_mixer, mix_batch, resolve_num_classes, split_batch
 
 __all__ = ["MixCollate"]
-
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(z: int) -> int:
-    z = (z + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from integers, well mixed (SplitMix64), so nearby inputs give unrelated streams."""
-    h = 0x6D69786B6974  # "mixkit"
-    for p in parts:
-        h = _splitmix64(h ^ (int(p) & _MASK64))
-    return h & ((1 << 63) - 1)
-
 
 class MixCollate:
     """``collate_fn`` wrapper: ``base_collate(samples)`` then mix -> ``(x_mix, y_soft)``.
@@ -56,7 +39,7 @@ class MixCollate:
         num_classes: K for class-id labels; defaults to ``mixer.num_classes``.
         seed: optional int. ``None``: in a worker, the stream is seeded from the worker's seed; in the
             main process (``num_workers=0``), torch's global RNG is used. An int salts the worker
-            streams (``derive(seed, worker_seed)``) and gives the main process its own generator
+            streams (``derive_seed(seed, worker_seed)``) and gives the main process its own generator
             seeded from it. Either way, a seeded ``DataLoader(generator=...)`` makes runs reproducible.
         return_result: return ``(x_mix, y, MixResult)`` (labels as collated) instead of
             ``(x_mix, y_soft)``, for two-term / BCE / focal losses via ``mixkit.mixed_loss``.

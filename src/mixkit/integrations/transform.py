@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .._validate import check_batch, check_generator, check_labels, check_num_classes
 from ..mixers.base import Mixer
-from ..targets import soft_targets
+from ..targets import _mix_labels
 
 __all__ = ["MixTransform"]
 
@@ -126,7 +126,7 @@ def mix_batch(mixer: Mixer, x: Tensor, y: Tensor, num_classes: Optional[int],
               generator: Optional[torch.Generator], return_result: bool = False):
     """Mix ``(x, y)``; returns ``(x_mix, y_soft, res)``, or ``(x_mix, y, res)`` with ``return_result``.
 
-    Labels are validated before anything is drawn, so a bad batch never consumes randomness.
+    Labels are validated (once) before anything is drawn, so a bad batch never consumes randomness.
     """
     x = check_batch(x, "images")
     if return_result:
@@ -138,7 +138,7 @@ def mix_batch(mixer: Mixer, x: Tensor, y: Tensor, num_classes: Optional[int],
         return res.inputs, y, res
     check_labels(y, x.shape[0], num_classes, "labels")
     res = mixer.mix(x, y, generator=generator)
-    return res.inputs, soft_targets(y, res, num_classes, mixer.smoothing), res
+    return res.inputs, _mix_labels(y, res, num_classes, mixer.smoothing), res
 
 
 class MixTransform(nn.Module):

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
+import math
+
 import torch
 from torch import Tensor
 
 from .. import sampling
 
-__all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "box_mask", "outside_mask", "box_volume"]
+__all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "box_mask", "outside_mask", "box_volume",
+           "outside_share", "empty_rows"]
 
 
 def cut_lengths(sizes: Sequence[int], lam: Tensor, ratio: float = 1.0) -> Tensor:
@@ -104,3 +107,17 @@ def _axis_masks(lo: Tensor, hi: Tensor, sizes: Sequence[int], device, outside: b
 def box_volume(lo: Tensor, hi: Tensor) -> Tensor:
     """Number of grid cells in each box, int64 ``(n,)``."""
     return (hi - lo).clamp(min=0).prod(dim=1)
+
+
+def outside_share(lo: Tensor, hi: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Share of the grid outside each box, ``1 - box_volume / N``, float64 ``(n,)``: the anchor's label
+    weight of a box method (the realised, clipped box)."""
+    return 1.0 - box_volume(lo, hi).double() / math.prod(sizes)
+
+
+def empty_rows(lo: Tensor, hi: Tensor, keep: Optional[Tensor]) -> Tensor:
+    """The box ends ``hi`` with an empty box (``hi = lo``) on the rows where ``keep`` ``(n,)`` is False
+    (rows not selected by ``p``); ``hi`` itself when ``keep`` is ``None``."""
+    if keep is None:
+        return hi
+    return torch.where(keep.to(hi.device).unsqueeze(1), hi, lo)

@@ -36,8 +36,7 @@ class GridParams(NamedTuple):
 
     def emptied(self, keep: Tensor) -> "GridParams":
         """Rows where ``keep`` ``(n,)`` is False get an empty crop (no holes at all)."""
-        hi = torch.where(keep.to(self.crop_lo.device).unsqueeze(1), self.crop_hi, self.crop_lo)
-        return self._replace(crop_hi=hi)
+        return self._replace(crop_hi=box.empty_rows(self.crop_lo, self.crop_hi, keep))
 
 
 def _uniform(rng: Tuple[float, float], n: int, generator: Optional[torch.Generator]) -> Tensor:

@@ -1,5 +1,6 @@
 """One module per method family; each mixer = sample params -> apply (no hidden state)."""
 from .base import Mixer
+from .params import MixParams
 from .comixup import CoMixup
 from .compose import Alternate, RandomChoice, Scheduled
 from .cutmix import CutMix
@@ -16,5 +17,5 @@ from .resizemix import ResizeMix
 from .saliencymix import SaliencyMix
 from .smoothmix import SmoothMix
 
-__all__ = ["Mixer", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix", "ManifoldMixup", "PatchUp", "SaliencyMix", "CoMixup", "PuzzleMix",
+__all__ = ["Mixer", "MixParams", "MixUp", "DirichletMixUp", "CutMix", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix", "ManifoldMixup", "PatchUp", "SaliencyMix", "CoMixup", "PuzzleMix",
            "RandomChoice", "Alternate", "Scheduled"]

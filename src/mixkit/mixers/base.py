@@ -1,21 +1,59 @@
-"""The mixer base class: the contract every mixer keeps (see DESIGN.md).
+"""The mixer base class: the one call path and the contract every mixer keeps (see docs/design.md).
 
-A subclass implements :meth:`Mixer._mix`, which receives a validated batch, the rows selected by
-``p`` and a generator, and returns a :class:`~mixkit.MixResult`. Everything else (argument checks,
-``p``, batch size 1, soft targets, the ``(x, y) -> (x_mix, y_soft)`` call form) lives here once.
+A mixer draws its parameters, then applies them::
+
+    params = mixer.sample(x, generator)    # MixParams: plain data (lambda, partner, boxes, masks ...)
+    res = mixer.apply(x, params)           # MixResult; the same params always give the same result
+    res = mixer.mix(x, generator=g)        # validate once + sample + apply
+    x_mix, y_soft = mixer(x, y, generator=g)
+
+A subclass implements ``_sample(x, y, active, generator) -> MixParams`` (every random draw, in a fixed
+order) and ``_apply(x, params) -> MixResult`` (no draw). Everything else lives here once: argument
+checks (through :mod:`mixkit._validate`, once per call), batch size 1, the ``p`` gate (one coin for the
+batch, or one per row), the soft targets of ``forward``, and the helpers shared by the two-source
+methods (partner, unselected rows, the box methods' end, result building). Plain, hidden-layer
+(``runs_model``) and composite mixers all go through :meth:`Mixer._draw` and :meth:`Mixer._replay`.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .. import sampling
 from .._validate import (check_batch, check_generator, check_labels, check_mode, check_num_classes,
-                         check_positive, check_prob)
+                         check_positive, check_prob, check_smoothing)
+from ..masks import box
 from ..result import MixResult
 from ..targets import _mix_labels
+from . import _ops
+from .params import MixParams
+
+__all__ = ["Mixer", "MixParams", "ModelAttr"]
+
+_NO_OPTIONS: Dict[str, Any] = {}
+
+
+class ModelAttr:
+    """Class attribute holding a mixer's model as a plain attribute, never a registered submodule, so
+    the mixer's ``parameters()``, ``state_dict()`` and ``.to()`` leave the model alone (the caller owns,
+    moves and trains it). Assigning it again (``mixer.model = net``) keeps it plain."""
+
+    def __init__(self, optional: bool = False) -> None:
+        self.optional = optional
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        return self if obj is None else obj.__dict__.get(self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if not isinstance(value, nn.Module) and not (self.optional and value is None):
+            either = " or None" if self.optional else ""
+            raise TypeError(f"{self.name} must be a torch.nn.Module{either}, got {type(value).__name__}")
+        obj.__dict__[self.name] = value
 
 
 class Mixer(nn.Module):
@@ -32,16 +70,41 @@ class Mixer(nn.Module):
         inplace: write the mixed batch into the input tensor instead of a new one.
 
     Call forms:
-        ``x_mix, y_soft = mixer(x, y, generator=g)`` -- soft targets ``(B, K)`` float32.
+        ``x_mix, y_soft = mixer(x, y, generator=g)`` -- soft targets ``(B, K)`` float32 (the logits
+        instead of ``x_mix`` for mixers that run the model, ``runs_model``).
         ``res = mixer.mix(x, generator=g)`` -- a :class:`MixResult` for two-term / custom losses.
+        ``params = mixer.sample(x, g)``, ``res = mixer.apply(x, params)`` -- the two halves of ``mix``.
+
+    The class attributes ``name`` ... ``paper`` are the method table that :mod:`mixkit.registry`
+    reads; ``name = None`` means "not a registered method" (base classes, composites).
     """
 
+    #: canonical registry name (``None``: not a registered method)
+    name: Optional[str] = None
+    #: other accepted names
+    aliases: Tuple[str, ...] = ()
+    #: constructor arguments the registry uses unless overridden (the papers' defaults)
+    defaults: Dict[str, Any] = {}
+    #: the constructor takes the model (``create(name, model=net)``)
+    needs_model: bool = False
+    #: the method places its mixing by a saliency map (drawn with it by ``mixkit show``)
+    saliency_guided: bool = False
+    #: one line for ``mixkit list``
+    summary: str = ""
+    #: short citation
+    paper: str = ""
     #: spatial dimensionalities this method supports
     spatial_dims: Tuple[int, ...] = (1, 2, 3)
     #: whether the method needs labels in ``mix`` (model-aware methods)
     needs_labels: bool = False
     #: whether ``mix`` runs the model and returns logits in ``MixResult.outputs`` (hidden-layer methods)
     runs_model: bool = False
+    #: lambda ~ Beta(alpha + 1, alpha) and the anchor's label only (the FMix repository's reformulation)
+    reformulate: bool = False
+    #: keyword options of ``mix``/``forward``/``sample`` (e.g. ``Alternate``'s ``step``)
+    _sample_options: Tuple[str, ...] = ()
+    #: keyword options of ``mix``/``forward``/``apply`` (hidden-layer mixers' ``forward``)
+    _apply_options: Tuple[str, ...] = ()
 
     def __init__(self, alpha: float = 1.0, *, mode: str = "batch", p: float = 1.0,
                  num_classes: Optional[int] = None, smoothing: float = 0.0,
@@ -51,35 +114,56 @@ class Mixer(nn.Module):
         self.mode = check_mode(mode)
         self.p = check_prob(p, "p")
         self.num_classes = check_num_classes(num_classes)
-        if not 0.0 <= float(smoothing) < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.smoothing = float(smoothing)
+        self.smoothing = check_smoothing(smoothing)
         self.no_self_pairs = bool(no_self_pairs)
         self.inplace = bool(inplace)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(getattr(type(self), name, None), ModelAttr):
+            object.__setattr__(self, name, value)  # the descriptor keeps it a plain attribute
+        else:
+            super().__setattr__(name, value)
+
     # ------------------------------------------------------------------ public API
-    def mix(self, x: Tensor, y: Optional[Tensor] = None, *, generator: Optional[torch.Generator] = None) -> MixResult:
+    def mix(self, x: Tensor, y: Optional[Tensor] = None, *, generator: Optional[torch.Generator] = None,
+            **options: Any) -> MixResult:
         """Mix a batch ``x`` of shape ``(B, C, *spatial)``; returns a :class:`MixResult`."""
         x, generator = self._check_call(x, generator)
-        if self.needs_labels and y is None:
-            raise ValueError(f"{type(self).__name__}.mix needs the labels: call mix(x, y)")
-        b = x.shape[0]
-        if b == 1:
-            return self.identity(x)
-        if self.mode == "batch":
-            if self.p < 1.0 and not bool(sampling.bernoulli(self.p, (), generator)):
-                return self.identity(x)
-            active = None
-        else:
-            active = sampling.bernoulli(self.p, (b,), generator) if self.p < 1.0 else None
-        return self._mix(x, y, active, generator)
+        y = self._check_mix_labels(y, x)
+        s_opts, a_opts = self._options(options, "mix")
+        return self._replay(x, self._draw(x, y, generator, **s_opts), **a_opts)
 
-    def forward(self, x: Tensor, y: Tensor, *, generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
-        """``(x_mix, y_soft)``: the mixed batch and its ``(B, K)`` float32 soft targets."""
-        x = check_batch(x)
+    def forward(self, x: Tensor, y: Tensor, *, generator: Optional[torch.Generator] = None,
+                **options: Any) -> Tuple[Tensor, Tensor]:
+        """``(x_mix, y_soft)``: the mixed batch and its ``(B, K)`` float32 soft targets.
+
+        Mixers that run the model (``runs_model``) return the **logits** first instead: the mixing
+        happens inside the model, so returning ``x`` would invite training on unmixed inputs.
+        """
+        x, generator = self._check_call(x, generator)
         check_labels(y, x.shape[0], self.num_classes)
-        res = self.mix(x, y, generator=generator)
-        return res.inputs, _mix_labels(y, res, self.num_classes, self.smoothing)
+        s_opts, a_opts = self._options(options, "forward")
+        res = self._replay(x, self._draw(x, y, generator, **s_opts), **a_opts)
+        return (res.outputs if self.runs_model else res.inputs), _mix_labels(y, res, self.num_classes, self.smoothing)
+
+    def sample(self, x: Tensor, generator: Optional[torch.Generator] = None, *, y: Optional[Tensor] = None,
+               **options: Any) -> MixParams:
+        """Draw this call's parameters for ``x`` (every random draw ``mix`` makes, in the same order)."""
+        x, generator = self._check_call(x, generator)
+        y = self._check_mix_labels(y, x)
+        s_opts, _ = self._options(options, "sample", apply=False)
+        return self._draw(x, y, generator, **s_opts)
+
+    def apply(self, x: Any, params: Optional[MixParams] = None, **options: Any) -> Any:
+        """Mix ``x`` with drawn ``params`` (from :meth:`sample`); no random draw, the same params give the
+        same :class:`MixResult`. (``apply(fn)`` with a single callable is ``nn.Module.apply``.)"""
+        if params is None and callable(x) and not isinstance(x, Tensor):
+            return super().apply(x)
+        if not isinstance(params, MixParams):
+            raise TypeError(f"params must be the MixParams returned by sample(), got {type(params).__name__}")
+        x, _ = self._check_call(x, None)
+        _, a_opts = self._options(options, "apply", sample=False)
+        return self._replay(x, params, **a_opts)
 
     def identity(self, x: Tensor) -> MixResult:
         """The unmixed result: ``x`` itself (same tensor object), weight 1 on the sample itself."""
@@ -88,10 +172,53 @@ class Mixer(nn.Module):
                          weights=torch.ones(b, 1, device=dev), lam=torch.ones(b, device=dev),
                          mixed=torch.zeros(b, dtype=torch.bool, device=dev))
 
+    def sample_lam(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
+        """``(n,)`` float32 lambdas: ``Beta(alpha, alpha)``, ``Beta(alpha + 1, alpha)`` with ``reformulate``."""
+        return sampling.sample_lam(self.alpha, n, generator, self.reformulate)
+
+    # ------------------------------------------------------------------ the one call path
+    def _draw(self, x: Tensor, y: Optional[Tensor], generator: Optional[torch.Generator],
+              active: Optional[Tensor] = None, **options: Any) -> MixParams:
+        """Labels present if needed, batch size 1, the ``p`` gate, then :meth:`_sample`.
+
+        ``active`` is a parent composite's row selection; the gate combines it with this mixer's own.
+        """
+        if self.needs_labels and y is None:
+            raise ValueError(f"{type(self).__name__}.mix needs the labels: call mix(x, y)")
+        b = x.shape[0]
+        if b == 1:
+            return self._skip(x, **options)
+        if self.p < 1.0:  # one coin: for the batch, or one per row
+            if self.mode == "batch":
+                if not bool(sampling.bernoulli(self.p, (), generator)):
+                    return self._skip(x, **options)
+            else:
+                rows = sampling.bernoulli(self.p, (b,), generator)
+                active = rows if active is None else active & rows.to(active.device)
+        return self._sample(x, y, active, generator, **options)
+
+    def _replay(self, x: Tensor, params: MixParams, **options: Any) -> MixResult:
+        if not params.mixed:
+            return self._unmixed(x, params, **options)
+        return self._apply(x, params, **options)
+
     # ------------------------------------------------------------------ for subclasses
-    def _mix(self, x: Tensor, y: Optional[Tensor], active: Optional[Tensor],
-             generator: Optional[torch.Generator]) -> MixResult:  # pragma: no cover - abstract
+    def _sample(self, x: Tensor, y: Optional[Tensor], active: Optional[Tensor],
+                generator: Optional[torch.Generator]) -> MixParams:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _skip(self, x: Tensor) -> MixParams:
+        """The params of a call that mixes nothing (B = 1, or the batch-mode coin failed)."""
+        return MixParams(mixed=False)
+
+    def _unmixed(self, x: Tensor, params: MixParams) -> MixResult:
+        """The result of unmixed params: :meth:`identity`, with what the params record."""
+        res = self.identity(x)
+        res.params.update(params.draws)
+        return res
 
     def _check_input(self, x: Tensor) -> None:
         """Hook for method-specific shape checks."""
@@ -108,6 +235,29 @@ class Mixer(nn.Module):
         self._check_input(x)
         return x, generator
 
+    def _check_mix_labels(self, y: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
+        """Labels given to ``mix``/``sample`` are checked when the method uses them (class ids need no
+        ``num_classes`` there: they only feed the saliency pass)."""
+        if y is None or not self.needs_labels:
+            return y
+        return check_labels(y, x.shape[0], self.num_classes, ids_need_num_classes=False)
+
+    def _options(self, options: Dict[str, Any], where: str, sample: bool = True,
+                 apply: bool = True) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """Split keyword options into those of :meth:`_sample` and those of :meth:`_apply`."""
+        if not options:
+            return _NO_OPTIONS, _NO_OPTIONS
+        s_opts, a_opts = {}, {}
+        for k, v in options.items():
+            if sample and k in self._sample_options:
+                s_opts[k] = v
+            elif apply and k in self._apply_options:
+                a_opts[k] = v
+            else:
+                raise TypeError(f"{type(self).__name__}.{where}() got an unexpected keyword argument {k!r}")
+        return s_opts, a_opts
+
+    # ------------------------------------------------------------------ shared by the two-source methods
     def _n_draws(self, x: Tensor) -> int:
         """How many independent parameter draws: 1 in batch mode, B in sample mode."""
         return 1 if self.mode == "batch" else x.shape[0]
@@ -123,25 +273,50 @@ class Mixer(nn.Module):
             return v
         if v.shape[0] != b:
             v = v.expand(b, *v.shape[1:])
-        keep = active.to(v.device).reshape(-1, *([1] * (v.dim() - 1)))
-        return torch.where(keep, v, torch.ones((), dtype=v.dtype, device=v.device))
+        rows = active.to(v.device).reshape(-1, *([1] * (v.dim() - 1)))
+        return torch.where(rows, v, torch.ones((), dtype=v.dtype, device=v.device))
 
-    def _pair_result(self, x_mix: Tensor, partner: Tensor, w0: Tensor, *, lam: Tensor,
-                     active: Optional[Tensor], share: Optional[Tensor] = None, **params) -> MixResult:
-        """Build the result of a two-source method from the anchor's realised weight ``w0`` ``(B,)``."""
+    def _box_apply(self, x: Tensor, params: MixParams, lam: Tensor, *, patch: Optional[Tensor] = None,
+                   x_mix: Optional[Tensor] = None, realised: bool = True, **extra: Any) -> MixResult:
+        """The end of the box methods (CutMix, SaliencyMix, ResizeMix), from ``draws["box_lo"/"box_hi"]``.
+
+        Rows not selected by ``p`` get an empty box and lambda 1; the anchor's weight is the share
+        outside the (clipped) box, ``1 - volume / N`` (``realised=False``: the sampled lambda). Batch mode
+        pastes the one box (:func:`~mixkit.mixers._ops.paste_box`, the partners' pixels or ``patch``),
+        from ``draws["box_ints"]`` when the sampler recorded it as ints; sample mode blends with the
+        per-row masks, unless the method built the mixed batch itself (``x_mix``: ResizeMix's patches).
+        """
+        sizes = tuple(x.shape[2:])
+        lo = params.draws["box_lo"]
+        hi = box.empty_rows(lo, params.draws["box_hi"], params.active)
+        lam = self._deactivate(lam, params.active, x.shape[0])
+        share_map = box.outside_mask(lo, hi, sizes)
+        if x_mix is None and self.mode == "batch":
+            corner, end = params.draws.get("box_ints") or (lo[0].tolist(), hi[0].tolist())
+            x_mix = _ops.paste_box(x, params.partner, corner, end, patch, self.inplace)
+        elif x_mix is None:
+            x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+        w0 = box.outside_share(lo, hi, sizes) if realised else lam
+        return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map, box_lo=lo, box_hi=hi,
+                                 **extra)
+
+    def _pair_result(self, x_mix: Tensor, params: MixParams, w0: Tensor, *, lam: Optional[Tensor],
+                     share_map: Optional[Tensor] = None, **extra: Any) -> MixResult:
+        """The result of a two-source method from the anchor's realised weight ``w0`` ``(B,)`` (or ``(1,)``)."""
         b, dev = x_mix.shape[0], x_mix.device
         w0 = w0.to(dev, torch.float32).expand(b) if w0.numel() == 1 else w0.to(dev, torch.float32)
-        index = torch.stack([torch.arange(b, device=dev), partner.to(dev)], 1)
+        index = torch.stack([torch.arange(b, device=dev), params.partner.to(dev)], 1)
         weights = torch.stack([w0, 1.0 - w0], 1)
-        lam = lam.to(dev, torch.float32)
-        lam = lam.expand(b) if lam.numel() == 1 else lam
+        if lam is not None:
+            lam = lam.to(dev, torch.float32)
+            lam = lam.expand(b) if lam.numel() == 1 else lam
+        active = params.active
         mixed = torch.ones(b, dtype=torch.bool, device=dev) if active is None else active.to(dev)
-        return MixResult(inputs=x_mix, index=index, weights=weights, lam=lam, mixed=mixed, share=share,
-                         params=params)
+        return MixResult(inputs=x_mix, index=index, weights=weights, lam=lam, mixed=mixed, share_map=share_map,
+                         params=extra)
 
     def _dims_text(self) -> str:
-        d = self.spatial_dims
-        return " or ".join(str(v) for v in d)
+        return " or ".join(str(v) for v in self.spatial_dims)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, mode={self.mode!r}, p={self.p}, num_classes={self.num_classes}, smoothing={self.smoothing}"

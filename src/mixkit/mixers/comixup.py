@@ -3,22 +3,23 @@ Diversity", ICLR 2021 oral)."""
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import sampling
+from .._validate import check_int, check_nonneg
+from ..masks.comixup_labeling import co_mixup_labeling
+from ..masks.grid_mrf import grid_energy, solve_grid_mrf  # noqa: F401 - re-exported (they lived here)
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
 from . import _ops
-from .base import Mixer
+from .base import Mixer, ModelAttr
+from .params import MixParams
 
 __all__ = ["CoMixup"]
-
-_BIG = 1.0e4  # unary cost of a label that must not be chosen (finite: no inf - inf)
-_HALF_BONUS = 5e-4  # the official code makes a half-half label slightly cheaper than its mean cost
 
 
 class CoMixup(Mixer):
@@ -102,17 +103,18 @@ class CoMixup(Mixer):
     that contribute to the output (largest share first), padded with the row's own index and weight 0;
     ``k`` = 1 + the largest number of other contributors. ``weights`` ``(B, k)`` float32: the realised
     pixel shares (rows sum to 1; equal to the block-count shares when the sizes are divisible by the
-    grid). ``mask`` (``full_mask``) ``(B, k, *spatial)`` float32 per-pixel shares in ``{0, 0.5, 1}``,
-    summing to 1 at every pixel. ``lam`` is the realised share of the row itself (there is no sampled
-    lambda). ``params``: ``labels`` ``(B, *grid, k)`` block shares, ``grid``, ``groups`` (list of row
+    grid). ``mask`` (stored whole in ``share_map``) ``(B, k, *spatial)`` float32 per-pixel shares in
+    ``{0, 0.5, 1}``, summing to 1 at every pixel. ``lam`` is ``None``: there is no sampled lambda (the
+    realised share of the row itself is ``weights[:, 0]``). ``params``: ``labels`` ``(B, *grid, k)`` block shares, ``grid``, ``groups`` (list of row
     index tensors), ``prior`` ``(B,)`` the Dirichlet prior of each input within its group,
     ``objective`` ``(n_groups,)`` the final objective, ``saliency`` ``(B, *spatial)``.
 
     Deliberate differences from the official code (``snu-mllab/Co-Mixup``, ``match.py``/``mixup.py``):
 
-    * **solver.** The official code solves each output's labelling with pyGCO's alpha-beta swap graph
-      cut on the CPU (integer-scaled costs, one process per partition). Here the groups are solved
-      together, batched in torch on the input's device, by exact dynamic programming along grid lines:
+    * **solver** (:mod:`mixkit.masks.comixup_labeling`, :mod:`mixkit.masks.grid_mrf`). The official
+      code solves each output's labelling with pyGCO's alpha-beta swap graph cut on the CPU
+      (integer-scaled costs, one process per partition). Here the groups are solved together, batched
+      in torch on the input's device, by exact dynamic programming along grid lines:
       starting from the unary minimiser (and, separately, from the best single-label labelling), every
       row (then every column, ...) is re-labelled optimally given its neighbours (Viterbi), alternating
       lines of even and odd parity, until nothing changes; the better of the two runs is kept. Each
@@ -136,7 +138,16 @@ class CoMixup(Mixer):
       thresholded modular penalty follow the official code exactly.
     """
 
+    name = "comixup"
+    aliases = ("co_mixup",)
+    defaults = {"alpha": 2.0, "m_block_num": 4, "m_part": 20, "m_beta": 0.32, "m_gamma": 1.0, "m_thres": 0.83,
+                "m_eta": 0.05, "m_omega": 0.001, "set_resolve": True, "m_niter": 4, "clean_lam": 1.0}
+    needs_model = True
+    saliency_guided = True
+    summary = "joint saliency-guided multi-input mixing with a supermodular diversity penalty"
+    paper = "Kim et al., ICLR 2021 (arXiv:2102.03065)"
     needs_labels = True
+    model = ModelAttr()
 
     def __init__(self, model: nn.Module, alpha: float = 2.0, *, mixup_alpha: Optional[float] = None,
                  m_block_num: int = 4, m_part: int = 20, m_beta: float = 0.32, m_gamma: float = 1.0,
@@ -146,27 +157,25 @@ class CoMixup(Mixer):
         if mixup_alpha is not None:
             alpha = mixup_alpha
         super().__init__(alpha, **kw)
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module (the classifier), got {type(model).__name__}")
-        object.__setattr__(self, "model", model)  # plain attribute: not a submodule of the mixer
-        self.m_block_num = _check_int(m_block_num, "m_block_num", 1, allow=(-1,))
-        self.m_part = _check_int(m_part, "m_part", 1)
-        self.m_beta = _check_nonneg(m_beta, "m_beta")
-        self.m_gamma = _check_nonneg(m_gamma, "m_gamma")
-        self.m_thres = _check_nonneg(m_thres, "m_thres")
+        self.model = model  # a plain attribute, not a submodule (ModelAttr)
+        self.m_block_num = check_int(m_block_num, "m_block_num", 1, allow=(-1,))
+        self.m_part = check_int(m_part, "m_part", 1)
+        self.m_beta = check_nonneg(m_beta, "m_beta")
+        self.m_gamma = check_nonneg(m_gamma, "m_gamma")
+        self.m_thres = check_nonneg(m_thres, "m_thres")
         if m_thres_type not in ("hard", "soft"):
             raise ValueError(f"m_thres_type must be 'hard' or 'soft', got {m_thres_type!r}")
         self.m_thres_type = m_thres_type
-        self.m_eta = _check_nonneg(m_eta, "m_eta")
-        self.m_omega = _check_nonneg(m_omega, "m_omega")
+        self.m_eta = check_nonneg(m_eta, "m_eta")
+        self.m_omega = check_nonneg(m_omega, "m_omega")
         if not 0.0 <= self.m_omega <= 1.0:
             raise ValueError(f"m_omega must be in [0, 1], got {m_omega}")
         self.set_resolve = bool(set_resolve)
-        self.m_niter = _check_int(m_niter, "m_niter", 1)
-        self.clean_lam = _check_nonneg(clean_lam, "clean_lam")
+        self.m_niter = check_int(m_niter, "m_niter", 1)
+        self.clean_lam = check_nonneg(clean_lam, "clean_lam")
         self.shuffle_partition = bool(shuffle_partition)
-        self.compat_kernel = _check_int(compat_kernel, "compat_kernel", 1)
-        self.solver_sweeps = _check_int(solver_sweeps, "solver_sweeps", 1)
+        self.compat_kernel = check_int(compat_kernel, "compat_kernel", 1)
+        self.solver_sweeps = check_int(solver_sweeps, "solver_sweeps", 1)
 
     # ------------------------------------------------------------------ saliency
     def saliency_map(self, x: Tensor, y: Tensor):
@@ -178,7 +187,9 @@ class CoMixup(Mixer):
         return out.saliency.detach().float(), out.clean_loss
 
     # ------------------------------------------------------------------ mixing
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        """The saliency pass, the draws (block grid, groups, prior, initial labelling) and the joint
+        labelling: everything but the final blend."""
         b, dev = x.shape[0], x.device
         sizes = tuple(x.shape[2:])
         sal, clean_loss = self.saliency_map(x, y)
@@ -189,8 +200,8 @@ class CoMixup(Mixer):
         if block_num == -1:
             block_num = 2 ** int(torch.randint(1, 5, (1,), generator=generator, device=sampling.gen_device(generator)))
         grid = tuple(min(block_num, s) for s in sizes)
-        if n_act < 2 or min(n_act, self.m_part) < 2:
-            return self._unmixed(x, sal, grid, clean_loss)
+        if n_act < 2 or min(n_act, self.m_part) < 2:  # too few rows to mix: returned unmixed
+            return MixParams(mixed=False, draws={"grid": grid, "saliency": sal, "clean_loss": clean_loss})
 
         # ---- groups
         order = (sampling.permutation(n_act, generator).to(dev) if self.shuffle_partition
@@ -233,9 +244,9 @@ class CoMixup(Mixer):
 
         # ---- compact (B, k) representation: column 0 = the row itself
         G = members.shape[0]
-        share = z.flatten(2, -2).sum(2)  # (G, n_out, n_in) block counts
+        counts = z.flatten(2, -2).sum(2)  # (G, n_out, n_in) block counts
         self_slot = slot.to(dev).view(1, -1).expand(G, -1)
-        other = share.clone()
+        other = counts.clone()
         other.scatter_(2, self_slot.unsqueeze(2), -1.0)  # exclude self from the ranking
         other = torch.where(valid.unsqueeze(1), other, torch.full_like(other, -1.0))
         n_other = int((other > 0).sum(-1).max()) if other.numel() else 0
@@ -257,33 +268,24 @@ class CoMixup(Mixer):
         block_mask = torch.zeros(b, k, *grid, device=dev)
         block_mask[:, 0] = 1.0
         block_mask[out_r] = zk.reshape(-1, k, *grid)[flat_valid].float()
-        full = _upsample(block_mask, sizes)  # (B, k, *spatial), values in {0, 0.5, 1}
-        weights = full.double().flatten(2).mean(2).float()
-
-        # ---- mix
-        calc = torch.promote_types(x.dtype, torch.float32)
-        acc = x.to(calc) * full[:, :1].to(calc)
-        for j in range(1, k):
-            acc = acc + _ops.gather(x, index[:, j]).to(calc) * full[:, j:j + 1].to(calc)
-        x_mix = acc.to(x.dtype)
-        if self.inplace:
-            x.copy_(x_mix)
-            x_mix = x
-        x_mix = _ops.keep_format(x_mix, x)
+        share_map = _upsample(block_mask, sizes)  # (B, k, *spatial), values in {0, 0.5, 1}
         mixed = torch.zeros(b, dtype=torch.bool, device=dev)
         mixed[out_r] = True
         prior_b = torch.zeros(b, device=dev)
         prior_b[out_r] = prior.reshape(-1)[flat_valid].float()
         groups = [members[g][valid[g]] for g in range(G)]
-        return MixResult(inputs=x_mix, index=index, weights=weights, lam=weights[:, 0].clone(), mixed=mixed,
-                         full_mask=full, params={"labels": block_mask.movedim(1, -1), "grid": grid, "groups": groups,
-                                                 "prior": prior_b, "objective": objective, "saliency": sal,
-                                                 "clean_loss": clean_loss})
+        return MixParams(active=active, draws={
+            "index": index, "share_map": share_map, "mixed": mixed, "labels": block_mask.movedim(1, -1),
+            "grid": grid, "groups": groups, "prior": prior_b, "objective": objective, "saliency": sal,
+            "clean_loss": clean_loss})
 
-    def _unmixed(self, x: Tensor, sal: Tensor, grid, clean_loss) -> MixResult:
-        res = self.identity(x)
-        res.params.update(grid=grid, saliency=sal, clean_loss=clean_loss)
-        return res
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        d = dict(params.draws)
+        index, share_map, mixed = d.pop("index"), d.pop("share_map"), d.pop("mixed")
+        weights = share_map.double().flatten(2).mean(2).float()
+        x_mix = _ops.blend(x, index, share_map, self.inplace)
+        return MixResult(inputs=x_mix, index=index, weights=weights, lam=None, mixed=mixed, share_map=share_map,
+                         params=d)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", m_block_num={self.m_block_num}, m_part={self.m_part}, m_beta={self.m_beta}, "
@@ -292,24 +294,6 @@ class CoMixup(Mixer):
 
 
 # ====================================================================== helpers
-def _check_int(v, name: str, lo: int, allow: Tuple[int, ...] = ()) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < lo and v not in allow:
-        extra = f" (or one of {allow})" if allow else ""
-        raise ValueError(f"{name} must be an int >= {lo}{extra}, got {v}")
-    return int(v)
-
-
-def _check_nonneg(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"{name} must be a number >= 0, got {type(v).__name__}")
-    v = float(v)
-    if not (v >= 0.0) or v == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
-    return v
-
-
 def _block_pool(s: Tensor, grid) -> Tensor:
     """Average ``(B, *spatial)`` over a grid of blocks ``(B, *grid)`` (adaptive bins)."""
     pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[len(grid) - 1]
@@ -335,290 +319,3 @@ def _compat_peaks(s: Tensor, kernel: int) -> Tensor:
         coords.append(flat % n)
         flat = flat // n
     return torch.stack(coords[::-1], 1)
-
-
-# ====================================================================== the labelling
-def co_mixup_labeling(cost: Tensor, A: Tensor, valid: Tensor, *, beta: float = 0.32, gamma: float = 1.0,
-                      eta: float = 0.05, thres: float = 0.83, thres_type: str = "hard", alpha: float = 2.0,
-                      niter: int = 4, set_resolve: bool = True, sweeps: int = 8,
-                      generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor, Tensor]:
-    """Co-Mixup's joint labelling of ``G`` independent groups (official ``get_onehot_matrix``), batched.
-
-    Args:
-        cost: ``(G, n, *grid)`` unary cost of each input per block (``-`` normalised saliency).
-        A: ``(G, n, n)`` compatibility matrix.
-        valid: ``(G, n)`` bool, the real members of each group (the rest is padding).
-        beta, gamma, eta, thres, thres_type, alpha, niter, set_resolve: see :class:`CoMixup`
-            (unscaled: they are divided by the number of blocks here).
-        sweeps: maximum sweeps of the grid solver.
-
-    Returns ``(z, prior, objective)``: ``z`` ``(G, n_out, *grid, n_in)`` float block shares
-    (one-hot or two halves per block; all zero for padding outputs), the Dirichlet prior ``(G, n)`` and
-    the final objective ``(G,)`` (float64, ``obj_fn`` of the official code).
-    """
-    G, n = cost.shape[:2]
-    grid = tuple(cost.shape[2:])
-    nb = math.prod(grid)
-    dev = cost.device
-    thres_s, beta_s, gamma_s, eta_s = thres * nb, beta / nb, gamma / nb, eta / nb
-    cost = cost.double()
-    A = A.double()
-    validf = valid.double()
-
-    # prior pi ~ Dir(alpha) over the real members of each group
-    gdev = sampling.gen_device(generator)
-    gam = sampling.sample_gamma(alpha, (G, n), generator).double().to(dev) * validf
-    prior = gam / gam.sum(1, keepdim=True).clamp_min(1e-300)
-    prior = torch.where(gam.sum(1, keepdim=True) > 0, prior, validf / validf.sum(1, keepdim=True))
-    cost = cost - eta_s * torch.log(prior + 1e-8).view(G, n, *([1] * len(grid)))
-    cost_nodes = cost.flatten(2).transpose(1, 2)  # (G, N, n)
-
-    # random initial labelling (uniform over the group's members)
-    nv = valid.sum(1).to(dev)
-    u = torch.rand(G, n, nb, generator=generator, device=gdev, dtype=torch.float64).to(dev)
-    lab0 = torch.floor(u * nv.view(G, 1, 1)).long().minimum(nv.view(G, 1, 1) - 1)
-    z = F.one_hot(lab0, n).double() * validf.view(G, n, 1, 1)  # (G, O, N, n); padding outputs all 0
-    penalty = z.sum((1, 2))  # (G, n)
-
-    edges = _grid_edges(grid, dev)
-    loss_prev = _objective(cost_nodes, z, edges, beta_s, gamma_s)
-    running = torch.ones(G, dtype=torch.bool, device=dev)
-    add_cost = None
-    ar = torch.arange(n, device=dev)
-    pot = 1.0 - torch.eye(n + 3, dtype=torch.float64, device=dev)
-    for it in range(niter):
-        for o in range(n):
-            upd = running & valid[:, o]
-            zo = z[:, o]  # (G, N, n)
-            count = zo.sum(1)  # (G, n)
-            rest = penalty - count
-            ap = torch.einsum("gij,gj->gi", A, rest)
-            over = (ap > thres_s).double()
-            mod = 2.0 * gamma_s * over * (ap if thres_type == "hard" else ap - thres_s)
-            un = cost_nodes + mod.unsqueeze(1)
-            if add_cost is not None:
-                un = un + gamma_s * add_cost[:, o].unsqueeze(1)
-            un = torch.where(valid.unsqueeze(1), un, torch.full_like(un, _BIG))
-            # half-half labels (from the second iteration on, for outputs using >= 2 inputs)
-            used = count > 0
-            n_used = used.sum(1)
-            key = torch.where(used, count, torch.full_like(count, -1.0))
-            top = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :3]  # most used first
-            top = torch.sort(top, 1).values if n >= 3 else top  # official order: by input index
-            if n < 3:
-                top = torch.cat([top, top[:, :1].expand(-1, 3 - top.shape[1])], 1)
-            two = n_used == 2
-            # for exactly two used inputs the pair is (smaller, larger) index of the used ones
-            pair2 = torch.sort(torch.where(used, ar.expand(G, -1), torch.full_like(top[:, :1], n).expand(G, -1)), 1).values[:, :2]
-            pa = torch.stack([torch.where(two, pair2[:, 0], top[:, 0]), top[:, 0], top[:, 1]], 1)  # (G, 3)
-            pb = torch.stack([torch.where(two, pair2[:, 1], top[:, 1]), top[:, 2], top[:, 2]], 1)
-            pa, pb = pa.clamp_max(n - 1), pb.clamp_max(n - 1)
-            on = torch.stack([n_used >= 2, n_used >= 3, n_used >= 3], 1) & (it > 0)  # (G, 3)
-            ua = un.gather(2, pa.unsqueeze(1).expand(-1, nb, -1))
-            ub = un.gather(2, pb.unsqueeze(1).expand(-1, nb, -1))
-            uh = 0.5 * (ua + ub) - _HALF_BONUS
-            uh = torch.where(on.unsqueeze(1), uh, torch.full_like(uh, _BIG))
-            unary = torch.cat([un, uh], 2)  # (G, N, n + 3)
-            pw = pot.expand(G, -1, -1).clone()
-            gi = torch.arange(G, device=dev)
-            for h in range(3):
-                for c in (pa[:, h], pb[:, h]):
-                    val = torch.where(on[:, h], torch.full_like(pw[:, 0, 0], 0.25), pw[gi, n + h, c])
-                    pw[gi, n + h, c] = val
-                    pw[gi, c, n + h] = val
-            lab = solve_grid_mrf(unary.view(G, *grid, n + 3), pw, beta_s, sweeps=sweeps)  # (G, *grid)
-            lab = lab.view(G, nb)
-            # labels -> block shares over the inputs
-            zn = F.one_hot(lab.clamp_max(n - 1), n).double() * (lab < n).unsqueeze(2)
-            is_half = lab >= n
-            hidx = (lab - n).clamp(0, 2)
-            ha = pa.gather(1, hidx)
-            hb = pb.gather(1, hidx)
-            zh = 0.5 * (F.one_hot(ha, n).double() + F.one_hot(hb, n).double())
-            zn = torch.where(is_half.unsqueeze(2), zh, zn)
-            zo = torch.where(upd.view(G, 1, 1), zn, zo)
-            z[:, o] = zo
-            penalty = rest + zo.sum(1)
-        if it == niter - 2 and set_resolve:
-            add_cost = _resolve(z, valid)
-        loss = _objective(cost_nodes, z, edges, beta_s, gamma_s)
-        rel = (loss_prev - loss).abs() / loss.abs().clamp_min(1e-300)
-        running = running & ~(rel < 1e-6)
-        loss_prev = loss
-        if not bool(running.any()):
-            break
-    z = z.view(G, n, *grid, n)
-    return z, prior, loss_prev
-
-
-def _resolve(z: Tensor, valid: Tensor) -> Tensor:
-    """Official ``resolve_label``: outputs with the same set of inputs get a unit cost on one input each."""
-    G, O, _, n = z.shape
-    S = (z.sum(2) > 0).double()  # (G, O, n)
-    dist = (S.unsqueeze(2) - S.unsqueeze(1)).abs().sum(-1)
-    vv = valid.unsqueeze(2) & valid.unsqueeze(1)
-    later = torch.triu(torch.ones(O, O, dtype=torch.bool, device=z.device), diagonal=1)
-    coincide = (dist == 0) & vv & later  # (G, i1, i2) with i1 < i2
-    multi = S.sum(-1) > 1
-    first = S.argmax(-1)  # first input of the support
-    S2 = S.clone()
-    S2.scatter_(2, first.unsqueeze(2), 0.0)
-    second = S2.argmax(-1)
-    add = torch.zeros_like(S)
-    a1 = (coincide.any(2) & multi).double()  # has a later twin: cost on the first input
-    a2 = (coincide.any(1) & multi).double()  # has an earlier twin: cost on the second input
-    add.scatter_(2, first.unsqueeze(2), a1.unsqueeze(2))
-    add = torch.maximum(add, torch.zeros_like(add).scatter_(2, second.unsqueeze(2), a2.unsqueeze(2)))
-    return add
-
-
-def _grid_edges(grid, device) -> Tensor:
-    """``(E, 2)`` node pairs of the 4-/6-neighbourhood of a grid (row-major node ids)."""
-    ids = torch.arange(math.prod(grid), device=device).view(grid)
-    pairs = []
-    for ax in range(len(grid)):
-        if grid[ax] < 2:
-            continue
-        a = ids.narrow(ax, 0, grid[ax] - 1).reshape(-1)
-        b = ids.narrow(ax, 1, grid[ax] - 1).reshape(-1)
-        pairs.append(torch.stack([a, b], 1))
-    if not pairs:
-        return torch.zeros(0, 2, dtype=torch.long, device=device)
-    return torch.cat(pairs, 0)
-
-
-def _objective(cost_nodes: Tensor, z: Tensor, edges: Tensor, beta: float, gamma: float) -> Tensor:
-    """Official ``obj_fn`` (without thresholding) per group: ``(G,)`` float64."""
-    unary = (cost_nodes.unsqueeze(1) * z).sum((1, 2, 3))
-    if edges.numel():
-        diff = z[:, :, edges[:, 0]] - z[:, :, edges[:, 1]]
-        smooth = beta / 2 * (diff ** 2).sum((1, 2, 3))
-    else:
-        smooth = torch.zeros_like(unary)
-    cnt = z.sum(2)  # (G, O, n)
-    tot = cnt.sum(1)
-    div = gamma * ((tot ** 2).sum(1) - (cnt ** 2).sum((1, 2)))
-    return unary + smooth + div
-
-
-# ====================================================================== batched grid MRF solver
-def solve_grid_mrf(unary: Tensor, pairwise: Tensor, beta: float, *, sweeps: int = 8,
-                   init: Optional[Tensor] = None) -> Tensor:
-    """Approximately minimise ``sum_p U[p, x_p] + beta * sum_{p~q} V[x_p, x_q]`` on grids, batched.
-
-    Args:
-        unary: ``(P, *grid, L)`` costs (1 to 3 grid dims), any float dtype.
-        pairwise: ``(P, L, L)`` symmetric label-pair costs (or ``(L, L)`` shared).
-        beta: edge weight (every edge of the 4-/6-neighbourhood).
-        sweeps: maximum number of sweeps (stops earlier when no label changes).
-        init: optional ``(P, *grid)`` starting labelling; by default two starts are run (the unary
-            minimiser and the best single label for the whole grid) and the lower energy is kept.
-
-    Method: block coordinate descent with grid lines as blocks. For each axis, the lines of even
-    parity (sum of the other coordinates) are re-labelled jointly and exactly by Viterbi given their
-    (fixed) neighbours on the other lines, then the odd ones. Lines of one parity do not touch, so each
-    step is an exact minimisation and the energy never increases. A 1-D grid is solved exactly.
-
-    Returns the labels ``(P, *grid)`` int64.
-    """
-    P = unary.shape[0]
-    grid = tuple(unary.shape[1:-1])
-    L = unary.shape[-1]
-    if pairwise.dim() == 2:
-        pairwise = pairwise.expand(P, L, L)
-    bp = beta * pairwise.to(unary.dtype)
-    if init is not None:
-        x = _chain_icm(unary, bp, init.long(), sweeps)
-        return x
-    flat = unary.reshape(P, -1, L)
-    x1 = unary.argmin(-1)
-    x2 = flat.sum(1).argmin(-1).view(P, *([1] * len(grid))).expand(P, *grid).contiguous()
-    U2 = torch.cat([unary, unary], 0)
-    V2 = torch.cat([bp, bp], 0)
-    x = _chain_icm(U2, V2, torch.cat([x1, x2], 0), sweeps)
-    e = grid_energy(U2, V2, x, 1.0)
-    take2 = e[P:] < e[:P]
-    return torch.where(take2.view(P, *([1] * len(grid))), x[P:], x[:P])
-
-
-def grid_energy(unary: Tensor, pairwise: Tensor, x: Tensor, beta: float = 1.0) -> Tensor:
-    """Energy ``(P,)`` of labellings ``x`` ``(P, *grid)`` (see :func:`solve_grid_mrf`)."""
-    P = unary.shape[0]
-    L = unary.shape[-1]
-    if pairwise.dim() == 2:
-        pairwise = pairwise.expand(P, L, L)
-    e = unary.gather(-1, x.unsqueeze(-1)).squeeze(-1).reshape(P, -1).sum(1)
-    for ax in range(1, x.dim()):
-        n = x.shape[ax]
-        if n < 2:
-            continue
-        a = x.narrow(ax, 0, n - 1).reshape(P, -1)
-        b = x.narrow(ax, 1, n - 1).reshape(P, -1)
-        e = e + beta * pairwise[torch.arange(P, device=x.device).unsqueeze(1), a, b].sum(1)
-    return e
-
-
-def _chain_icm(unary: Tensor, bp: Tensor, x: Tensor, sweeps: int) -> Tensor:
-    grid = tuple(unary.shape[1:-1])
-    d = len(grid)
-    dev = unary.device
-    # parity of the coordinates other than each axis, for every node
-    coords = torch.meshgrid(*[torch.arange(s, device=dev) for s in grid], indexing="ij")
-    total = sum(coords) if d > 1 else torch.zeros(grid, dtype=torch.long, device=dev)
-    axes = [ax for ax in range(d) if grid[ax] > 1] or [0]
-    for _ in range(sweeps):
-        changed = torch.zeros((), dtype=torch.bool, device=dev)
-        for ax in axes:
-            par = (total - coords[ax]) % 2 if d > 1 else total
-            for parity in ((0, 1) if d > 1 else (0,)):
-                lines = par == parity  # (*grid) nodes on the lines being updated
-                if not bool(lines.any()):
-                    continue
-                u = unary + _neighbour_cost(x, bp, ax)
-                xn = _viterbi(u, bp, ax)
-                xn = torch.where(lines.unsqueeze(0), xn, x)
-                changed = changed | (xn != x).any()
-                x = xn
-        if not bool(changed):
-            break
-    return x
-
-
-def _neighbour_cost(x: Tensor, bp: Tensor, skip_ax: int) -> Tensor:
-    """``(P, *grid, L)``: sum over the neighbours off the lines along ``skip_ax`` of ``bp[:, l, x_nbr]``."""
-    P = x.shape[0]
-    L = bp.shape[-1]
-    grid = tuple(x.shape[1:])
-    out = torch.zeros(P, *grid, L, dtype=bp.dtype, device=x.device)
-    for ax in range(len(grid)):
-        if ax == skip_ax or grid[ax] < 2:
-            continue
-        dim = ax + 1
-        n = grid[ax]
-        rows = bp.gather(1, x.reshape(P, -1, 1).expand(-1, -1, L)).view(P, *grid, L)  # bp[:, x_q, :] = bp[:, :, x_q]
-        out.narrow(dim, 1, n - 1).add_(rows.narrow(dim, 0, n - 1))  # neighbour before
-        out.narrow(dim, 0, n - 1).add_(rows.narrow(dim, 1, n - 1))  # neighbour after
-    return out
-
-
-def _viterbi(u: Tensor, bp: Tensor, ax: int) -> Tensor:
-    """Exact labelling of every line along grid axis ``ax`` for unaries ``u`` ``(P, *grid, L)``."""
-    P = u.shape[0]
-    L = u.shape[-1]
-    dim = ax + 1
-    uu = u.movedim(dim, -2)  # (P, *rest, n, L)
-    n = uu.shape[-2]
-    rest = uu.shape[1:-2]
-    V = bp.view(P, *([1] * len(rest)), L, L)  # symmetric: V[l, l_prev] = V[l_prev, l]
-    m = uu[..., 0, :]
-    back = []
-    for j in range(1, n):
-        cand = m.unsqueeze(-2) + V  # (P, *rest, L, L_prev): reduce over the contiguous last dim
-        best, arg = cand.min(-1)
-        m = best + uu[..., j, :]
-        back.append(arg)
-    lab = [m.argmin(-1)]
-    for arg in reversed(back):
-        lab.append(arg.gather(-1, lab[-1].unsqueeze(-1)).squeeze(-1))
-    path = torch.stack(lab[::-1], -1)  # (P, *rest, n)
-    return path.movedim(-1, dim)

@@ -2,18 +2,15 @@
 Features", ICCV 2019)."""
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
-import torch
 from torch import Tensor
 
-from .. import sampling
 from .._validate import check_range
 from ..masks import box
 from ..result import MixResult
-from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 
 class CutMix(Mixer):
@@ -42,35 +39,28 @@ class CutMix(Mixer):
     ``MixResult.params`` holds ``box_lo``/``box_hi`` ``(n, d)`` int64 (``n`` = 1 in batch mode).
     """
 
+    name = "cutmix"
+    defaults = {"alpha": 1.0}
+    summary = "paste a box of the partner; label = realised box share"
+    paper = "Yun et al., ICCV 2019 (arXiv:1905.04899)"
+
     def __init__(self, alpha: float = 1.0, *, minmax: Optional[Sequence[float]] = None, correct_lam: bool = True, **kw) -> None:
         super().__init__(alpha, **kw)
         self.minmax = check_range(minmax, "minmax")
         self.correct_lam = bool(correct_lam)
 
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
-        sizes = tuple(x.shape[2:])
-        n = self._n_draws(x)
-        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator)
-        lo, hi = box.sample_boxes(sizes, lam, generator, self.minmax)
-        lo, hi, lam = lo.to(dev), hi.to(dev), lam.to(dev)
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        dev = x.device
+        lam = self.sample_lam(self._n_draws(x), generator)
+        lo, hi = box.sample_boxes(tuple(x.shape[2:]), lam, generator, self.minmax)
         partner = self._partner(x, generator)
-        if active is not None:  # rows not selected by p get an empty box
-            hi = torch.where(active.unsqueeze(1), hi, lo)
-            lam = self._deactivate(lam, active, b)
-        w0 = 1.0 - box.box_volume(lo, hi).double() / math.prod(sizes)
-        keep = box.outside_mask(lo, hi, sizes)
-        if self.mode == "batch":  # one box: copy only its region from the partners
-            out = x if self.inplace else x.clone()  # clone keeps the memory format
-            region = (slice(None), slice(None)) + tuple(slice(a, z) for a, z in zip(lo[0].tolist(), hi[0].tolist()))
-            out[region] = x[region].index_select(0, partner)
-            x_mix = out
-        else:
-            x_mix = _ops.mix_pair(x, partner, keep, self.inplace)
-        if not self.correct_lam:
-            w0 = lam
-        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=keep,
-                                 box_lo=lo, box_hi=hi)
+        draws = {"box_lo": lo.to(dev), "box_hi": hi.to(dev)}
+        if self.mode == "batch":  # the one box as ints, read where the draws live (no device sync)
+            draws["box_ints"] = (lo[0].tolist(), hi[0].tolist())
+        return MixParams(active=active, lam=lam.to(dev), partner=partner, draws=draws)
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        return self._box_apply(x, params, params.lam, realised=self.correct_lam)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", minmax={self.minmax}" if self.minmax else "") + ("" if self.correct_lam else ", correct_lam=False")

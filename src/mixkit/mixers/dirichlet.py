@@ -13,9 +13,11 @@ import torch
 from torch import Tensor
 
 from .. import sampling
+from .._validate import check_int
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 
 class DirichletMixUp(Mixer):
@@ -30,13 +32,17 @@ class DirichletMixUp(Mixer):
     ``MixResult.index`` is ``(B, k)`` with column 0 the sample itself; ``weights`` ``(B, k)`` sum to 1.
     """
 
+    name = "dirichlet_mixup"
+    aliases = ("dmixup", "dirichlet")
+    defaults = {"alpha": 1.0, "k": 3}
+    summary = "convex combination of k samples, weights ~ Dirichlet(alpha)"
+    paper = "Zhang et al., ICLR 2018 (multi-sample remark)"
+
     def __init__(self, alpha: float = 1.0, *, k: int = 3, weights: str = "dirichlet", **kw) -> None:
         super().__init__(alpha, **kw)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise ValueError(f"k must be an int >= 2, got {k!r}")
+        self.k = check_int(k, "k", 2)
         if weights not in ("dirichlet", "normalized_beta"):
             raise ValueError(f"weights must be 'dirichlet' or 'normalized_beta', got {weights!r}")
-        self.k = k
         self.weight_dist = weights
 
     def sample_weights(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
@@ -44,22 +50,19 @@ class DirichletMixUp(Mixer):
             return sampling.sample_dirichlet(self.alpha, self.k, (n,), generator)
         return sampling.sample_normalized_betas(self.alpha, self.k, (n,), generator)
 
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
         b, dev = x.shape[0], x.device
         w = self.sample_weights(self._n_draws(x), generator).to(dev)
         index = sampling.k_way_index(b, self.k, generator, self.no_self_pairs).to(dev)
+        return MixParams(active=active, draws={"weights": w, "index": index})
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        b, dev, active = x.shape[0], x.device, params.active
+        w, index = params.draws["weights"], params.draws["index"]
         w = w.expand(b, self.k) if w.shape[0] != b else w
-        if active is not None:
+        if active is not None:  # rows not selected by p: weight 1 on the row itself
             w = torch.where(active.to(dev).unsqueeze(1), w, torch.eye(self.k, device=dev)[0])
-        calc = torch.promote_types(x.dtype, torch.float32)  # fp16/bf16 accumulate in float32
-        acc = x.to(calc) * _ops.rows_view(w[:, 0], x).to(calc)
-        for j in range(1, self.k):
-            acc = acc + _ops.gather(x, index[:, j]).to(calc) * _ops.rows_view(w[:, j], x).to(calc)
-        x_mix = acc.to(x.dtype)
-        if self.inplace:
-            x.copy_(x_mix)
-            x_mix = x
-        x_mix = _ops.keep_format(x_mix, x)
+        x_mix = _ops.blend(x, index, w, self.inplace)
         mixed = torch.ones(b, dtype=torch.bool, device=dev) if active is None else active.to(dev)
         return MixResult(inputs=x_mix, index=index, weights=w.float().contiguous(), lam=w[:, 0].float(), mixed=mixed)
 

@@ -7,12 +7,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import sampling
 from .._validate import check_positive
 from ..masks import fourier
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 
 class FMix(Mixer):
@@ -35,7 +35,7 @@ class FMix(Mixer):
             target is the anchor's label only, so ``weights`` are ``(1, 0)`` by design (as ``MixUp``).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    Result: ``share`` is the anchor's mask ``(n, 1, *spatial)`` (``n`` = 1 in batch mode, else B): bool for
+    Result: ``share_map`` is the anchor's mask ``(n, 1, *spatial)`` (``n`` = 1 in batch mode, else B): bool for
     hard masks, float32 with ``max_soft > 0``; ``lam`` the sampled lambda; ``params["num"]`` the number
     of pixels (the ramp's centre for soft masks) kept from the anchor per mask.
 
@@ -51,6 +51,11 @@ class FMix(Mixer):
     Hard masks are applied with ``torch.where`` (exact pixel copies, also in fp16/bf16).
     """
 
+    name = "fmix"
+    defaults = {"alpha": 1.0, "decay_power": 3.0}
+    summary = "binary mask from thresholded low-frequency Fourier noise"
+    paper = "Harris et al., arXiv:2002.12047, 2020"
+
     def __init__(self, alpha: float = 1.0, *, decay_power: float = 3.0, max_soft: float = 0.0,
                  reformulate: bool = False, **kw) -> None:
         super().__init__(alpha, **kw)
@@ -58,32 +63,31 @@ class FMix(Mixer):
         self.max_soft = fourier._check_max_soft(max_soft)
         self.reformulate = bool(reformulate)
 
-    def sample_lam(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
-        a = self.alpha
-        return sampling.sample_beta(a + 1.0 if self.reformulate else a, a, (n,), generator)
-
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
-        sizes = tuple(x.shape[2:])
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        dev = x.device
         n = self._n_draws(x)
-        numel = math.prod(sizes)
         lam = self.sample_lam(n, generator)
-        grey = fourier.low_freq_images(n, sizes, self.decay_power, generator, device=dev, normalize=False)
+        grey = fourier.low_freq_images(n, tuple(x.shape[2:]), self.decay_power, generator, device=dev, normalize=False)
         hard = self.max_soft == 0
-        share = fourier.binarise(grey, lam.to(dev), self.max_soft, generator,
-                                 dtype=torch.bool if hard else torch.float32).unsqueeze(1)
+        share_map = fourier.binarise(grey, lam.to(dev), self.max_soft, generator,
+                                     dtype=torch.bool if hard else torch.float32).unsqueeze(1)
         partner = self._partner(x, generator)
-        lam = self._deactivate(lam.to(dev), active, b)
-        share = self._deactivate(share, active, b)
-        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
-        if hard:
-            num = share.flatten(1).sum(1)  # exact integer counts per mask
+        return MixParams(active=active, lam=lam.to(dev), partner=partner, draws={"share_map": share_map})
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        b, active = x.shape[0], params.active
+        numel = math.prod(x.shape[2:])
+        lam = self._deactivate(params.lam, active, b)
+        share_map = self._deactivate(params.draws["share_map"], active, b)
+        x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+        if self.max_soft == 0:
+            num = share_map.flatten(1).sum(1)  # exact integer counts per mask
             realised = num.double() / numel
         else:
-            realised = share.flatten(1).double().mean(1)
+            realised = share_map.flatten(1).double().mean(1)
             num = torch.round(realised * numel).long()  # the centre of the ramp
-        w0 = torch.ones(b, device=dev) if self.reformulate else realised.float()
-        return self._pair_result(x_mix, partner, w0, lam=lam, active=active, share=share, num=num)
+        w0 = torch.ones(b, device=x.device) if self.reformulate else realised.float()
+        return self._pair_result(x_mix, params, w0, lam=lam, share_map=share_map, num=num)
 
     def extra_repr(self) -> str:
         s = super().extra_repr() + f", decay_power={self.decay_power}"

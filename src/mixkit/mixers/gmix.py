@@ -8,11 +8,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import sampling
 from ..masks import gaussian
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 __all__ = ["GMix"]
 
@@ -51,23 +51,31 @@ class GMix(Mixer):
         peak pixel.
 
     ``MixResult.params``: ``centre`` ``(n, d)`` float32 pixel coordinates, ``sigma`` ``(n, d)`` float32 per-axis
-    std in pixels, ``minority_anchor`` ``(n,)`` bool (``lam < 0.5``). ``MixResult.share``: ``(n, 1, *spatial)`` float32.
+    std in pixels, ``minority_anchor`` ``(n,)`` bool (``lam < 0.5``). ``MixResult.share_map``: ``(n, 1, *spatial)`` float32.
     """
 
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
-        sizes = tuple(x.shape[2:])
-        d, n = len(sizes), self._n_draws(x)
-        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator)
-        centre = gaussian.uniform_centres(sizes, n, generator, device=dev)
+    name = "gmix"
+    defaults = {"alpha": 1.0}
+    summary = "Gaussian-kernel soft mask centred at a random point"
+    paper = "Park, Yun, Chun, NeurIPS 2022 (arXiv:2208.09913)"
+
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        n = self._n_draws(x)
+        lam = self.sample_lam(n, generator)
+        centre = gaussian.uniform_centres(tuple(x.shape[2:]), n, generator, device=x.device)
         partner = self._partner(x, generator)
-        lam = self._deactivate(lam.to(dev), active, b)  # rows not selected by p: lam = 1 -> l = 0 -> share 1
+        return MixParams(active=active, lam=lam.to(x.device), partner=partner, draws={"centre": centre})
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        sizes = tuple(x.shape[2:])
+        d, centre = len(sizes), params.draws["centre"]
+        lam = self._deactivate(params.lam, params.active, x.shape[0])  # rows not selected by p: lam = 1 -> l = 0 -> share 1
         minority = lam < 0.5
         mass = torch.where(minority, lam, 1.0 - lam)
         sigma = gaussian.sigma_for_mass(sizes, mass)
-        g = gaussian.gaussian_kernel(sizes, centre, sigma, device=dev)
-        share = torch.where(minority.view(-1, 1, *([1] * d)), g, 1.0 - g)
-        w0 = share.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)
-        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
-        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=share,
+        g = gaussian.gaussian_kernel(sizes, centre, sigma, device=x.device)
+        share_map = torch.where(minority.view(-1, 1, *([1] * d)), g, 1.0 - g)
+        w0 = share_map.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)
+        x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+        return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map,
                                  centre=centre, sigma=sigma, minority_anchor=minority)

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .. import sampling
-from .._validate import check_range
+from .._validate import check_range, check_span
 from ..masks import grid
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 Range = Union[float, Tuple[float, float]]
-
-
-def _span(v, name: str, *, low: float, high: float = math.inf, low_open: bool = True,
-          integer: bool = False) -> Tuple:
-    """A number or a ``(min, max)`` pair, checked to lie in ``(low, high]`` (or ``[low, high]``)."""
-    kind = "int" if integer else "number"
-    ok_type = numbers.Integral if integer else numbers.Real
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise TypeError(f"{name} must be a {kind} or a pair (min, max) of {kind}s, got {v!r}")
-        pair = tuple(v)
-    else:
-        pair = (v, v)
-    for e in pair:
-        if isinstance(e, bool) or not isinstance(e, ok_type):
-            raise TypeError(f"{name} must be a {kind} or a pair (min, max) of {kind}s, got {v!r}")
-    a, b = (int(e) if integer else float(e) for e in pair)
-    too_low = (a <= low) if low_open else (a < low)
-    if too_low or b > high or a > b or a != a or b != b:
-        bound = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name} must lie in {bound} with min <= max, got {v!r}")
-    return a, b
 
 
 class GridMix(Mixer):
@@ -98,9 +76,14 @@ class GridMix(Mixer):
         cut_aspect_ratio: crop height/width relative to the image's (default ``(0.5, 2.0)``).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    ``MixResult.share`` is the anchor's bool map ``(B or 1, 1, *spatial)`` (True = anchor); ``params``
+    ``MixResult.share_map`` is the anchor's bool map ``(B or 1, 1, *spatial)`` (True = anchor); ``params``
     holds ``crop_lo``, ``crop_hi``, ``period``, ``hole`` (int64 ``(n, d)``, ``n`` = 1 in batch mode).
     """
+
+    name = "gridmix"
+    defaults = {"alpha": (0.1, 0.9), "n_holes": (2, 6)}
+    summary = "partner pasted through a lattice of holes (GridMask + CutMix)"
+    paper = "IlyaDobrynin/GridMixup (the method OpenMixup ports as gridmix)"
 
     def __init__(self, alpha: Range = (0.1, 0.9), *, n_holes: Union[int, Tuple[int, int]] = (2, 6),
                  hole_aspect_ratio: Range = 1.0, cut_area_ratio: Range = (0.5, 1.0),
@@ -113,35 +96,37 @@ class GridMix(Mixer):
             lam_range = None
             super().__init__(alpha, **kw)
         self.lam_range: Optional[Tuple[float, float]] = lam_range
-        self.n_holes = _span(n_holes, "n_holes", low=1, low_open=False, integer=True)
-        self.hole_aspect_ratio = _span(hole_aspect_ratio, "hole_aspect_ratio", low=0.0)
-        self.cut_area_ratio = _span(cut_area_ratio, "cut_area_ratio", low=0.0, high=1.0)
-        self.cut_aspect_ratio = _span(cut_aspect_ratio, "cut_aspect_ratio", low=0.0)
+        self.n_holes = check_span(n_holes, "n_holes", low=1, low_open=False, integer=True)
+        self.hole_aspect_ratio = check_span(hole_aspect_ratio, "hole_aspect_ratio", low=0.0)
+        self.cut_area_ratio = check_span(cut_area_ratio, "cut_area_ratio", low=0.0, high=1.0)
+        self.cut_aspect_ratio = check_span(cut_aspect_ratio, "cut_aspect_ratio", low=0.0)
 
     def sample_lam(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
         """``(n,)`` float32 lambdas: uniform on ``alpha`` for a pair, ``Beta(alpha, alpha)`` for a number."""
         if self.lam_range is not None:
             return sampling.sample_uniform((n,), generator, *self.lam_range)
-        return sampling.sample_beta(self.alpha, self.alpha, (n,), generator)
+        return super().sample_lam(n, generator)
 
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
-        sizes = tuple(x.shape[2:])
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        dev = x.device
         lam = self.sample_lam(self._n_draws(x), generator)
-        params = grid.sample_grid(sizes, lam, generator, n_holes=self.n_holes,
-                                  hole_aspect_ratio=self.hole_aspect_ratio,
-                                  cut_area_ratio=self.cut_area_ratio,
-                                  cut_aspect_ratio=self.cut_aspect_ratio).to(dev)
-        lam = lam.to(dev)
+        grid_params = grid.sample_grid(tuple(x.shape[2:]), lam, generator, n_holes=self.n_holes,
+                                       hole_aspect_ratio=self.hole_aspect_ratio,
+                                       cut_area_ratio=self.cut_area_ratio,
+                                       cut_aspect_ratio=self.cut_aspect_ratio).to(dev)
         partner = self._partner(x, generator)
+        return MixParams(active=active, lam=lam.to(dev), partner=partner, draws={"grid": grid_params})
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        sizes = tuple(x.shape[2:])
+        grid_params, active = params.draws["grid"], params.active
         if active is not None:  # rows not selected by p get an empty crop
-            params = params.emptied(active)
-            lam = self._deactivate(lam, active, b)
-        keep = ~grid.grid_mask(sizes, params)  # (n, 1, *sizes): True where the anchor stays
-        w0 = 1.0 - grid.hole_volume(params).double() / math.prod(sizes)
-        x_mix = _ops.mix_pair(x, partner, keep, self.inplace)
-        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=keep,
-                                 **params._asdict())
+            grid_params = grid_params.emptied(active)
+        lam = self._deactivate(params.lam, active, x.shape[0])
+        share_map = ~grid.grid_mask(sizes, grid_params)  # (n, 1, *sizes): True where the anchor stays
+        w0 = 1.0 - grid.hole_volume(grid_params).double() / math.prod(sizes)
+        x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+        return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map, **grid_params._asdict())
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", n_holes={self.n_holes}, hole_aspect_ratio={self.hole_aspect_ratio}"

@@ -8,12 +8,12 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .. import sampling
 from .._validate import check_prob
 from ..masks import box
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 __all__ = ["HMix", "hmix_share"]
 
@@ -27,8 +27,8 @@ def hmix_share(sizes: Sequence[int], lam: Tensor, lo: Tensor, hi: Tensor) -> Tup
         lo, hi: ``(n, d)`` int64 boxes (already clipped), on ``lam``'s device.
 
     Returns:
-        ``share`` ``(n, 1, *sizes)`` float32: ``mixup_lam`` outside the box, 0 inside;
-        ``weight`` ``(n,)`` float64: the exact mean of ``share`` (``mixup_lam * cutmix_lam``);
+        ``share_map`` ``(n, 1, *sizes)`` float32: ``mixup_lam`` outside the box, 0 inside;
+        ``weight`` ``(n,)`` float64: the exact mean of ``share_map`` (``mixup_lam * cutmix_lam``);
         ``mixup_lam`` ``(n,)`` float32 and ``cutmix_lam`` ``(n,)`` float64 (the share of the grid outside the box).
 
     ``mixup_lam = lam / cutmix_lam`` makes the mean of the share equal ``lam``. It is at most 1 whenever
@@ -42,14 +42,14 @@ def hmix_share(sizes: Sequence[int], lam: Tensor, lo: Tensor, hi: Tensor) -> Tup
     """
     n_cells = math.prod(sizes)
     d = len(sizes)
-    cutmix_lam = 1.0 - box.box_volume(lo, hi).double() / n_cells
+    cutmix_lam = box.outside_share(lo, hi, sizes)
     ratio = lam.double() / cutmix_lam.clamp_min(1.0 / (2 * n_cells))
     mixup_lam = torch.where(cutmix_lam > 0, ratio, torch.ones_like(ratio)).clamp(0.0, 1.0).float()
     inside = box.box_mask(lo, hi, sizes)  # (n, 1, *sizes) bool
-    share = torch.where(inside, torch.zeros((), device=inside.device),
-                        mixup_lam.to(inside.device).view(-1, 1, *([1] * d)))
+    share_map = torch.where(inside, torch.zeros((), device=inside.device),
+                            mixup_lam.to(inside.device).view(-1, 1, *([1] * d)))
     weight = mixup_lam.double() * cutmix_lam
-    return share, weight, mixup_lam, cutmix_lam
+    return share_map, weight, mixup_lam, cutmix_lam
 
 
 class HMix(Mixer):
@@ -88,30 +88,39 @@ class HMix(Mixer):
       * ``mixup_lam`` is clamped to ``[0, 1]`` and the label is the mean of the realised share map.
 
     ``MixResult.params``: ``box_lo``/``box_hi`` ``(n, d)`` int64, ``mixup_lam`` ``(n,)`` float32 and
-    ``cutmix_lam`` ``(n,)`` float64 (``n`` = 1 in batch mode). ``MixResult.share``: ``(n, 1, *spatial)`` float32.
+    ``cutmix_lam`` ``(n,)`` float64 (``n`` = 1 in batch mode). ``MixResult.share_map``: ``(n, 1, *spatial)`` float32.
     """
+
+    name = "hmix"
+    defaults = {"alpha": 1.0, "r": 0.5}
+    summary = "MixUp outside a CutMix box of area r*(1-lambda)"
+    paper = "Park, Yun, Chun, NeurIPS 2022 (arXiv:2208.09913)"
 
     def __init__(self, alpha: float = 1.0, *, r: float = 0.5, **kw) -> None:
         super().__init__(alpha, **kw)
         self.r = check_prob(r, "r")
 
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        dev = x.device
         sizes = tuple(x.shape[2:])
         n = self._n_draws(x)
-        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator)
+        lam = self.sample_lam(n, generator)
         if self.r > 0:
             lo, hi = box.sample_boxes(sizes, lam, generator, ratio=self.r)
         else:  # r = 0: no box, and no draw for it (MixUp's random stream)
             lo = hi = torch.zeros(n, len(sizes), dtype=torch.long, device=lam.device)
         partner = self._partner(x, generator)
-        lo, hi, lam = lo.to(dev), hi.to(dev), lam.to(dev)
-        if active is not None:  # rows not selected by p: empty box and lam = 1 -> share 1
-            hi = torch.where(active.to(dev).unsqueeze(1), hi, lo)
-            lam = self._deactivate(lam, active, b)
-        share, w0, mixup_lam, cutmix_lam = hmix_share(sizes, lam, lo, hi)
-        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
-        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=share,
+        return MixParams(active=active, lam=lam.to(dev), partner=partner,
+                         draws={"box_lo": lo.to(dev), "box_hi": hi.to(dev)})
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        sizes = tuple(x.shape[2:])
+        lo = params.draws["box_lo"]
+        hi = box.empty_rows(lo, params.draws["box_hi"], params.active)  # rows not selected: lam = 1 -> share 1
+        lam = self._deactivate(params.lam, params.active, x.shape[0])
+        share_map, w0, mixup_lam, cutmix_lam = hmix_share(sizes, lam, lo, hi)
+        x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+        return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map,
                                  box_lo=lo, box_hi=hi, mixup_lam=mixup_lam, cutmix_lam=cutmix_lam)
 
     def extra_repr(self) -> str:

@@ -6,10 +6,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import sampling
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 
 class MixUp(Mixer):
@@ -28,24 +28,27 @@ class MixUp(Mixer):
     Works on 1-, 2- and 3-D data. In sample mode each row gets its own lambda and partner.
     """
 
+    name = "mixup"
+    defaults = {"alpha": 1.0}
+    summary = "convex combination of two samples, lambda ~ Beta(alpha, alpha)"
+    paper = "Zhang et al., ICLR 2018 (arXiv:1710.09412)"
+
     def __init__(self, alpha: float = 1.0, *, reformulate: bool = False, **kw) -> None:
         super().__init__(alpha, **kw)
         self.reformulate = bool(reformulate)
 
-    def sample_lam(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
-        a = self.alpha
-        return sampling.sample_beta(a + 1.0 if self.reformulate else a, a, (n,), generator)
-
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b = x.shape[0]
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
         lam = self.sample_lam(self._n_draws(x), generator).to(x.device)
-        partner = self._partner(x, generator)
-        lam = self._deactivate(lam, active, b)
-        x_mix = _ops.mix_pair(x, partner, _ops.rows_view(lam, x), self.inplace)
+        return MixParams(active=active, lam=lam, partner=self._partner(x, generator))
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        b, active = x.shape[0], params.active
+        lam = self._deactivate(params.lam, active, b)
+        x_mix = _ops.mix_pair(x, params.partner, _ops.rows_view(lam, x), self.inplace)
         w0 = torch.ones_like(lam) if self.reformulate else lam
         if self.reformulate and active is not None:
             w0 = torch.ones(b, device=x.device)
-        return self._pair_result(x_mix, partner, w0, lam=lam, active=active)
+        return self._pair_result(x_mix, params, w0, lam=lam)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", reformulate=True" if self.reformulate else "")

@@ -10,14 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import sampling
-from .._validate import check_num_classes, check_positive, check_prob
+from .._validate import check_labels, check_num_classes, check_positive, check_prob
 from ..hooks import INPUT, mix_at
 from ..losses import _reduce, bce_on_softmax, soft_cross_entropy
 from ..masks import box
 from ..result import MixResult
 from ..targets import one_hot, smooth, soft_targets
 from . import _ops
-from .manifold import HiddenLayerMixer, Layers
+from .hidden import HiddenLayerMixer, Layers
+from .params import MixParams
 
 __all__ = ["PatchUp", "adjusted_gamma", "block_keep_mask", "patchup_loss"]
 
@@ -67,7 +68,8 @@ class PatchUp(HiddenLayerMixer):
 
     Per forward pass: ``lam ~ Beta(alpha, alpha)``, a partner permutation and a layer drawn uniformly
     from ``layers`` (draw order: lambda, partner, layer; the masks are drawn inside the forward, once
-    the feature-map size is known). At a hidden layer with feature map ``h (B, C, *spatial)``:
+    the feature-map size is known, from the generator kept in ``MixParams.generator``, and stored in
+    the params so that replaying them draws nothing). At a hidden layer with feature map ``h (B, C, *spatial)``:
 
     * block mask: every position is a block centre with probability
       ``gamma_adj = gamma * N / prod_i(b (s_i - b + 1))`` (:func:`adjusted_gamma`); each centre alters the
@@ -108,8 +110,9 @@ class PatchUp(HiddenLayerMixer):
         num_classes, smoothing, no_self_pairs: see :class:`~mixkit.mixers.base.Mixer`.
 
     ``MixResult``: ``inputs = x``, ``outputs`` = logits, ``index = (i, perm[i])``, ``weights`` = the
-    realised shares above, ``lam`` = the sampled lambda (the CutMix lambda at the input; for hard PatchUp,
-    which uses no lambda, the unchanged share), ``mixed``, and ``params``: ``layer``, ``patchup_type``
+    realised shares above (for hard PatchUp the unchanged share), ``lam`` = the sampled lambda (the
+    CutMix lambda at the input; hard PatchUp draws it too but does not use it), ``mixed``, and
+    ``params``: ``layer``, ``patchup_type``
     (``"hard"``/``"soft"``, or ``"cutmix"`` at the input), ``unchanged`` ``(B,)`` (the official
     ``total_unchanged_portion``; the CutMix share at the input), ``lam_b`` ``(B,)`` (the anchor's weight
     in the official ``target_b``: lam for soft, 0 for hard and CutMix), ``keep`` (the bool keep mask,
@@ -130,6 +133,11 @@ class PatchUp(HiddenLayerMixer):
         same partner as the hidden layers (the official code draws a second permutation for it).
     """
 
+    name = "patchup"
+    defaults = {"patchup_type": "hard", "block_size": 7, "gamma": 0.5, "p": 0.7}
+    summary = "swap (hard) / interpolate (soft) DropBlock-style blocks of a hidden feature map"
+    paper = "Faramarzi et al., AAAI 2022 (arXiv:2006.07794)"
+
     def __init__(self, model: nn.Module, layers: Layers = None, *, block_size: int = 7, gamma: float = 0.9,
                  patchup_type: str = "soft", alpha: float = 2.0, cutmix_alpha: float = 1.0, **kw) -> None:
         super().__init__(model, layers, alpha, **kw)
@@ -149,65 +157,70 @@ class PatchUp(HiddenLayerMixer):
         (:func:`block_keep_mask`; override to inject a fixed mask)."""
         return block_keep_mask(shape, gamma_adj, self.block_size, generator, device)
 
-    def _cutmix_keep(self, sizes, n: int, generator, device):
-        lam = sampling.sample_beta(self.cutmix_alpha, self.cutmix_alpha, (n,), generator)
-        lo, hi = box.sample_boxes(sizes, lam, generator)
-        return lam.to(device), box.outside_mask(lo.to(device), hi.to(device), sizes)
+    def _draw_keep(self, h: Tensor, params: MixParams, layer: str) -> None:
+        """The masks of the layer's map ``h``, drawn once its shape is known (see ``MixParams.generator``)."""
+        n, generator = params.lam.shape[0], params.generator
+        if layer == INPUT:  # input CutMix: its own lambda and box
+            lam = sampling.sample_beta(self.cutmix_alpha, self.cutmix_alpha, (n,), generator)
+            lo, hi = box.sample_boxes(tuple(h.shape[2:]), lam, generator)
+            params.draws["cutmix_lam"] = lam.to(h.device)
+            params.draws["keep"] = box.outside_mask(lo.to(h.device), hi.to(h.device), tuple(h.shape[2:]))
+            return
+        shape = (n,) + tuple(h.shape[1:])
+        keep = self.sample_keep(shape, adjusted_gamma(self.gamma, self.block_size, h.shape[2:]), generator, h.device)
+        if keep.dtype != torch.bool or keep.shape != shape:
+            raise ValueError(f"sample_keep must return a bool mask of shape {shape}, got {keep.dtype} {tuple(keep.shape)}")
+        params.draws["keep"] = keep
 
     # ------------------------------------------------------------------ mixing
-    def _mix_with(self, x: Tensor, active: Optional[Tensor], generator: Optional[torch.Generator],
-                  run: Callable[[Tensor], Tensor]) -> MixResult:
-        b, dev = x.shape[0], x.device
-        n = self._n_draws(x)
-        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator).to(dev)
-        partner = self._partner(x, generator)
-        lam = self._deactivate(lam, active, b)
-        layer = self._choose_layer(generator)
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        params = super()._sample(x, y, active, generator)
+        params.generator = generator  # the masks are drawn inside the forward, once the map's size is known
+        return params
+
+    def _apply(self, x: Tensor, params: MixParams, forward: Optional[Callable[[Tensor], Tensor]] = None) -> MixResult:
+        run = self._run(forward)
+        b, dev, active, partner = x.shape[0], x.device, params.active, params.partner
+        layer = params.draws["layer"]
+        lam = self._deactivate(params.lam, active, b)
         out: Dict[str, Any] = {}
 
         def fn(h: Tensor) -> Tensor:
             self._check_hidden(h, b, layer)
-            d = h.dim() - 2
-            if d not in _POOL:
+            if h.dim() - 2 not in _POOL:
                 raise ValueError(f"PatchUp needs a feature map (B, C, *spatial) with 1 to 3 spatial dims at layer "
                                  f"{layer!r}, got shape {tuple(h.shape)}")
             rows = (slice(None),) + (None,) * (h.dim() - 1)
-            if layer == INPUT:
-                out["lam"], keep = self._cutmix_keep(tuple(h.shape[2:]), n, generator, h.device)
-            else:
-                out["gamma_adj"] = g_adj = adjusted_gamma(self.gamma, self.block_size, h.shape[2:])
-                keep = self.sample_keep((n,) + tuple(h.shape[1:]), g_adj, generator, h.device)
-                if keep.dtype != torch.bool or keep.shape != (n,) + tuple(h.shape[1:]):
-                    raise ValueError(f"sample_keep must return a bool mask of shape {(n,) + tuple(h.shape[1:])}, "
-                                     f"got {keep.dtype} {tuple(keep.shape)}")
+            if "keep" not in params.draws:
+                self._draw_keep(h, params, layer)
+            if layer != INPUT:
+                out["gamma_adj"] = adjusted_gamma(self.gamma, self.block_size, h.shape[2:])
+            keep = params.draws["keep"]
             if active is not None:  # rows not selected by p keep everything
                 keep = keep | ~active.to(keep.device)[rows]
             out["keep"] = keep
             partner_h = _ops.gather(h, partner)
             if layer == INPUT or self.patchup_type == "hard":
-                out["share"] = keep
+                out["share_map"] = keep
                 return _ops.where(keep, h, partner_h)
             w = torch.where(keep, torch.ones((), device=keep.device), lam.to(keep.device)[rows])
-            out["share"] = w
+            out["share_map"] = w
             return _ops.lerp(h, partner_h, w)
 
         with mix_at(self.model, layer, fn):
             logits = run(x)
 
-        keep, share = out["keep"], out["share"]
+        keep, share_map = out["keep"], out["share_map"]
         dims = tuple(range(1, keep.dim()))
         unchanged = keep.float().mean(dims).to(dev)
-        w0 = share.float().mean(dims).to(dev)
+        w0 = share_map.float().mean(dims).to(dev)
         if layer == INPUT:
-            kind, lam_res, lam_b = "cutmix", self._deactivate(out["lam"].to(dev), active, b), torch.zeros_like(w0)
-        elif self.patchup_type == "hard":
-            kind, lam_res, lam_b = "hard", w0, torch.zeros_like(w0)
+            kind, lam_res, lam_b = "cutmix", self._deactivate(params.draws["cutmix_lam"].to(dev), active, b), torch.zeros_like(w0)
         else:
-            kind, lam_res, lam_b = "soft", lam, lam
-        res = self._pair_result(x, partner, w0, lam=lam_res, active=active,
-                                share=keep if layer == INPUT else None, layer=layer, patchup_type=kind,
-                                unchanged=_rows(unchanged, b), lam_b=_rows(lam_b.float(), b), keep=keep,
-                                gamma_adj=out.get("gamma_adj"))
+            kind, lam_res, lam_b = self.patchup_type, lam, (lam if self.patchup_type == "soft" else torch.zeros_like(w0))
+        res = self._pair_result(x, params, w0, lam=lam_res, share_map=keep if layer == INPUT else None,
+                                layer=layer, patchup_type=kind, unchanged=_rows(unchanged, b),
+                                lam_b=_rows(lam_b.float(), b), keep=keep, gamma_adj=out.get("gamma_adj"))
         res.outputs = logits
         return res
 
@@ -255,8 +268,6 @@ def patchup_loss(logits: Tensor, y: Tensor, res: MixResult, num_classes: Optiona
         smoothing: label smoothing of each source label (default 0).
         reduction: ``"mean"`` (default; equals the official batch-mean BCE), ``"sum"`` or ``"none"``.
     """
-    from .._validate import check_labels
-
     if criterion not in ("bce", "ce"):
         raise ValueError(f"criterion must be 'bce' (official BCELoss on softmax) or 'ce', got {criterion!r}")
     num_classes = check_num_classes(num_classes)

@@ -10,7 +10,7 @@ The whole method, batched in PyTorch, with no pyGCO and no multiprocessing:
 3. a 3-label grid MRF per sample whose labels are the anchor's share {1, 0.5, 0} of each block:
    unary = the saliency thrown away plus a binomial prior centred on ``lam``, pairwise = label
    smoothness plus the data smoothness of the de-normalised images across block boundaries
-   (:func:`puzzle_costs`), minimised *exactly* by :func:`mixkit.masks.graphcut.solve_grid`;
+   (:func:`mixkit.masks.puzzle_costs.puzzle_costs`), minimised *exactly* by :func:`mixkit.masks.graphcut.solve_grid`;
 4. optional optimal-transport-like block moves of each source towards where it is kept
    (:mod:`mixkit.masks.transport`);
 5. optional adversarial (FGSM-style) noise on the sources, reusing the saliency gradient;
@@ -18,153 +18,31 @@ The whole method, batched in PyTorch, with no pyGCO and no multiprocessing:
 """
 from __future__ import annotations
 
-import math
 import numbers
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import sampling
-from .._validate import check_labels
+from .._validate import check_channel_stats, check_int, check_nonneg, check_prob
 from ..masks import graphcut, transport
+from ..masks.puzzle_costs import block_saliency, boundary_penalty, largest_divisor_at_most, puzzle_costs
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
 from . import _ops
-from .base import Mixer
+from .base import Mixer, ModelAttr
+from .params import MixParams
 
 __all__ = ["PuzzleMix", "puzzle_costs", "block_saliency", "boundary_penalty"]
 
 _DEFAULT_BLOCKS = (2, 4, 8, 16)
 
 
-# ------------------------------------------------------------------------------ cost terms
-def block_saliency(saliency: Tensor, block: Tuple[int, int]) -> Tensor:
-    """Average-pool a ``(B, H, W)`` saliency map over ``block`` and normalise each sample to sum 1.
-
-    A sample whose pooled saliency sums to 0 (or is not finite: e.g. an fp16 gradient that
-    underflowed) gets a uniform map instead of the official code's division by zero (NaN costs).
-    """
-    pooled = F.avg_pool2d(saliency.float().unsqueeze(1), block).squeeze(1)
-    s = pooled.sum((1, 2), keepdim=True)
-    ok = torch.isfinite(s) & (s > 0)
-    uniform = torch.full_like(pooled, 1.0 / pooled[0].numel())
-    return torch.where(ok, pooled / torch.where(ok, s, torch.ones_like(s)), uniform)
-
-
-def _largest_divisor_at_most(n: int, cap: int) -> int:
-    cap = max(1, min(int(cap), n))
-    return max(d for d in range(1, cap + 1) if n % d == 0)
-
-
-def boundary_penalty(img_a: Tensor, img_b: Tensor, block_num: int, neigh: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-    """Mean absolute difference across block boundaries when ``img_a`` is before and ``img_b`` after.
-
-    ``img_*``: ``(B, C, H, W)`` de-normalised images; both are average-pooled by ``neigh`` first. For
-    the vertical boundary below block row ``r`` the last pooled row of block row ``r`` of ``img_a`` is
-    compared with the first pooled row of block row ``r + 1`` of ``img_b`` (mean over channels, then
-    over the pooled cells along the boundary): ``(B, block_num - 1, block_num)``; likewise the
-    horizontal boundaries ``(B, block_num, block_num - 1)``. The official ``neigh_penalty``.
-    """
-    pa = F.avg_pool2d(img_a, neigh)
-    pb = F.avg_pool2d(img_b, neigh)
-    b, _, ph, pw = pa.shape
-    kh, kw = ph // block_num, pw // block_num
-    n = block_num
-    top = pa[:, :, kh - 1:(n - 1) * kh:kh, :]
-    bottom = pb[:, :, kh:n * kh:kh, :]
-    pv = (top - bottom).abs().mean(1).reshape(b, n - 1, n, kw).mean(-1)
-    left = pa[:, :, :, kw - 1:(n - 1) * kw:kw]
-    right = pb[:, :, :, kw:n * kw:kw]
-    ph_ = (left - right).abs().mean(1).reshape(b, n, kh, n - 1).mean(2)
-    return pv, ph_
-
-
-def puzzle_costs(sal1: Tensor, sal2: Tensor, img1: Tensor, img2: Tensor, lam: Tensor, block_num: int, *,
-                 beta: float = 1.2, gamma: float = 0.5, eta: float = 0.2, neigh_size: int = 4,
-                 n_labels: int = 3) -> Tuple[Tensor, Tensor, Tensor]:
-    """The grid-MRF costs of PuzzleMix's ``mixup_graph`` for anchors 1 and partners 2.
-
-    Args:
-        sal1, sal2: ``(B, block_num, block_num)`` block saliency of the anchor / partner, each summing
-            to 1 (:func:`block_saliency`).
-        img1, img2: ``(B, C, H, W)`` de-normalised (pixel-space) anchor / partner images.
-        lam: ``(B,)`` or scalar prior mean of the anchor's share.
-        block_num: grid side; ``H`` and ``W`` must be multiples of it.
-        beta, gamma, eta, neigh_size, n_labels: the official hyper-parameters.
-
-    Returns:
-        ``unary (B, n, n, L)`` float32 where label ``i`` means the anchor's share ``1 - i / (L - 1)``,
-        ``w_v (B, n - 1, n)`` and ``w_h (B, n, n - 1)`` edge weights for the label cost
-        ``(i - j)**2 / (L - 1)**2`` (:func:`mixkit.masks.graphcut.label_cost`). Exactly the official
-        terms before its ``* 1000 * block_num**2`` int32 scaling:
-
-        * ``beta' = beta / block_num / 16``, ``eta' = eta / block_num**2``;
-        * keeping the anchor at a block costs the partner's saliency there, showing the partner costs
-          the anchor's (mask 0.5 costs half of each);
-        * prior ``-eta' * log(C(L-1, i) lam**(L-1-i) (1-lam)**i + 1e-8)`` for label ``i``;
-        * data smoothness ``beta' * gamma * |a - b|`` (:func:`boundary_penalty`) for the four
-          (anchor/partner) x (anchor/partner) combinations of each boundary, decomposed into unary
-          terms (half to each side) plus the edge weight ``(p_12 + p_21 - p_11 - p_22) / 2``;
-        * edge weights ``+ beta'``.
-    """
-    b, _, h, w = img1.shape
-    n = int(block_num)
-    if h % n or w % n:
-        raise ValueError(f"block_num={n} must divide the image size {(h, w)}")
-    bh, bw = h // n, w // n
-    neigh = (_largest_divisor_at_most(bh, neigh_size), _largest_divisor_at_most(bw, neigh_size))
-    beta_ = beta / n / 16.0
-    img1, img2 = img1.float(), img2.float()
-    # p[s][t]: source s before the boundary, t after (0 = partner, 1 = anchor), as the official pw_x[:, s, t]
-    imgs = (img2, img1)
-    pv = [[None, None], [None, None]]
-    ph = [[None, None], [None, None]]
-    for s in (0, 1):
-        for t in (0, 1):
-            v_, h_ = boundary_penalty(imgs[s], imgs[t], n, neigh)
-            pv[s][t], ph[s][t] = beta_ * gamma * v_, beta_ * gamma * h_
-    keep = sal2.float().clone()      # cost of a block showing the anchor (mask 1)
-    swap = sal1.float().clone()      # cost of a block showing the partner (mask 0)
-    keep[:, :-1, :] += (pv[1][0] + pv[1][1]) / 2
-    swap[:, :-1, :] += (pv[0][1] + pv[0][0]) / 2
-    keep[:, 1:, :] += (pv[0][1] + pv[1][1]) / 2
-    swap[:, 1:, :] += (pv[1][0] + pv[0][0]) / 2
-    keep[:, :, :-1] += (ph[1][0] + ph[1][1]) / 2
-    swap[:, :, :-1] += (ph[0][1] + ph[0][0]) / 2
-    keep[:, :, 1:] += (ph[0][1] + ph[1][1]) / 2
-    swap[:, :, 1:] += (ph[1][0] + ph[0][0]) / 2
-    w_v = (pv[1][0] + pv[0][1] - pv[1][1] - pv[0][0]) / 2 + beta_
-    w_h = (ph[1][0] + ph[0][1] - ph[1][1] - ph[0][0]) / 2 + beta_
-    L = int(n_labels)
-    lam = torch.as_tensor(lam, dtype=torch.float64, device=img1.device).reshape(-1).expand(b)
-    i = torch.arange(L, dtype=torch.float64, device=img1.device)
-    comb = torch.tensor([math.comb(L - 1, k) for k in range(L)], dtype=torch.float64, device=img1.device)
-    prob = comb * lam[:, None] ** (L - 1 - i) * (1 - lam[:, None]) ** i
-    prior = (-eta / n ** 2) * torch.log(prob + 1e-8)                          # (B, L)
-    m = 1.0 - i / (L - 1)                                                     # anchor share of label i
-    unary = (m.view(1, 1, 1, L) * keep.unsqueeze(-1).double() + (1 - m).view(1, 1, 1, L) * swap.unsqueeze(-1).double()
-             + prior.view(b, 1, 1, L))
-    return unary.float(), w_v, w_h
-
-
-# ---------------------------------------------------------------------------------- mixer
-def _channel_stats(v, name: str) -> Optional[Tensor]:
-    if v is None:
-        return None
-    t = torch.as_tensor(v, dtype=torch.float32).reshape(-1)
-    if t.numel() == 0 or not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be a non-empty sequence of finite per-channel values, got {v!r}")
-    if name == "std" and not (t > 0).all():
-        raise ValueError(f"std must be > 0 for every channel, got {v!r}")
-    return t
-
-
 class PuzzleMix(Mixer):
     """PuzzleMix: saliency-guided 3-level masks from an exact grid MRF, plus block transport.
 
-    The model is **not** a submodule of the mixer (it is stored with ``object.__setattr__``), so the
+    The model is **not** a submodule of the mixer (it is a plain attribute, see ``ModelAttr``), so the
     mixer's ``parameters()`` / ``state_dict()`` never contain it and ``mixer.to()`` does not move it.
 
     Args:
@@ -202,7 +80,7 @@ class PuzzleMix(Mixer):
         p, num_classes, smoothing, no_self_pairs, inplace: see :class:`~mixkit.mixers.base.Mixer`.
 
     Call: ``res = mixer.mix(x, y, generator=g)`` with ``x (B, C, H, W)`` (normalised, as fed to the
-    model) and ``y`` class ids ``(B,)`` or probabilities ``(B, K)``. ``res.share`` is the anchor's mask
+    model) and ``y`` class ids ``(B,)`` or probabilities ``(B, K)``. ``res.share_map`` is the anchor's mask
     ``(B, 1, H, W)`` float32 with values in {0, 1/(L-1), ..., 1}; ``res.weights[:, 0]`` is its mean
     per sample. ``res.params``: ``block_num (B,)``, ``clean_loss`` (detached, or None),
     ``adv_anchor`` / ``adv_partner`` ``(B,)`` bool.
@@ -241,8 +119,17 @@ class PuzzleMix(Mixer):
         ``p < 1`` an unmixed batch skips the saliency pass (so no clean-loss gradient either).
     """
 
+    name = "puzzlemix"
+    aliases = ("puzzle_mix",)
+    defaults = {"alpha": 1.0, "n_labels": 3, "beta": 1.2, "gamma": 0.5, "eta": 0.2, "neigh_size": 4, "transport": True,
+                "t_eps": 0.8, "t_size": -1, "clean_lam": 0.0, "adv_p": 0.0, "adv_eps": 10.0, "block_num": None}
+    needs_model = True
+    saliency_guided = True
+    summary = "saliency-guided block mixing: exact 3-label graph labelling and optimal-transport block moves"
+    paper = "Kim, Choo, Song, ICML 2020 (arXiv:2009.06962)"
     needs_labels = True
     spatial_dims = (2,)
+    model = ModelAttr()
 
     def __init__(self, model: nn.Module, alpha: float = 1.0, *, n_labels: int = 3, beta: float = 1.2,
                  gamma: float = 0.5, eta: float = 0.2, neigh_size: int = 4, transport: bool = True,
@@ -251,28 +138,15 @@ class PuzzleMix(Mixer):
                  mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
                  solver: str = "auto", **kw) -> None:
         super().__init__(alpha, **kw)
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module (the classifier being trained), got {type(model).__name__}")
-        object.__setattr__(self, "model", model)
-        if isinstance(n_labels, bool) or not isinstance(n_labels, numbers.Integral) or n_labels < 2:
-            raise ValueError(f"n_labels must be an int >= 2, got {n_labels!r}")
-        self.n_labels = int(n_labels)
-        for name, v in (("beta", beta), ("gamma", gamma), ("eta", eta), ("t_eps", t_eps), ("clean_lam", clean_lam),
-                        ("adv_eps", adv_eps)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        self.beta, self.gamma, self.eta = float(beta), float(gamma), float(eta)
-        self.t_eps, self.clean_lam, self.adv_eps = float(t_eps), float(clean_lam), float(adv_eps)
-        if isinstance(neigh_size, bool) or not isinstance(neigh_size, numbers.Integral) or neigh_size < 1:
-            raise ValueError(f"neigh_size must be an int >= 1, got {neigh_size!r}")
-        self.neigh_size = int(neigh_size)
-        if isinstance(t_size, bool) or not isinstance(t_size, numbers.Integral) or not (t_size == -1 or t_size >= 1):
-            raise ValueError(f"t_size must be -1 (the labelling block) or an int >= 1, got {t_size!r}")
-        self.t_size = int(t_size)
+        self.model = model  # a plain attribute, not a submodule (ModelAttr)
+        self.n_labels = check_int(n_labels, "n_labels", 2)
+        self.beta, self.gamma, self.eta = (check_nonneg(v, k) for k, v in (("beta", beta), ("gamma", gamma), ("eta", eta)))
+        self.t_eps, self.clean_lam, self.adv_eps = (check_nonneg(v, k) for k, v in
+                                                    (("t_eps", t_eps), ("clean_lam", clean_lam), ("adv_eps", adv_eps)))
+        self.neigh_size = check_int(neigh_size, "neigh_size", 1)
+        self.t_size = check_int(t_size, "t_size", 1, allow=(-1,))  # -1: the labelling block
         self.transport = bool(transport)
-        if isinstance(adv_p, bool) or not isinstance(adv_p, numbers.Real) or not 0.0 <= adv_p <= 1.0:
-            raise ValueError(f"adv_p must be a probability in [0, 1], got {adv_p!r}")
-        self.adv_p = float(adv_p)
+        self.adv_p = check_prob(adv_p, "adv_p")
         if block_num is None:
             blocks: Tuple[int, ...] = _DEFAULT_BLOCKS
         elif isinstance(block_num, numbers.Integral) and not isinstance(block_num, bool):
@@ -286,8 +160,8 @@ class PuzzleMix(Mixer):
             raise ValueError(f"block_num values must be ints >= 2, got {block_num!r}")
         self.block_num = None if block_num is None else blocks
         self._blocks = blocks
-        self.mean = _channel_stats(mean, "mean")
-        self.std = _channel_stats(std, "std")
+        self.mean = check_channel_stats(mean, "mean")
+        self.std = check_channel_stats(std, "std", positive=True)
         if solver not in ("auto", "dp", "mincut", "strips"):
             raise ValueError(f"solver must be 'auto', 'dp', 'mincut' or 'strips', got {solver!r}")
         self.solver = solver
@@ -312,26 +186,16 @@ class PuzzleMix(Mixer):
         std = torch.ones(1) if self.std is None else self.std
         return mean.to(x.device).view(shape), std.to(x.device).view(shape)
 
-    def _check_y(self, y: Tensor, b: int) -> Tensor:
-        if self.num_classes is not None:
-            return check_labels(y, b, self.num_classes)
-        if not isinstance(y, Tensor):
-            raise TypeError(f"y must be a torch.Tensor of class ids (B,) or probabilities (B, K), got {type(y).__name__}")
-        if y.dim() not in (1, 2) or y.shape[0] != b:
-            raise ValueError(f"y must be class ids (B,) or probabilities (B, K) with B={b}, got shape {tuple(y.shape)}")
-        if y.dim() == 1 and (y.is_floating_point() or y.dtype == torch.bool):
-            raise TypeError(f"class ids y (B,) must be an integer tensor, got dtype {y.dtype}")
-        return y
-
     # ------------------------------------------------------------------ mixing
-    def _mix(self, x: Tensor, y: Optional[Tensor], active: Optional[Tensor], generator) -> MixResult:
+    def _sample(self, x: Tensor, y: Optional[Tensor], active: Optional[Tensor], generator) -> MixParams:
+        """The draws, the saliency pass, the adversarial noise, and per grid size the masks and the
+        transport plans: everything but building the sources and the blend."""
         b, c, h, w = x.shape
         dev = x.device
-        y = self._check_y(y, b)
         n = self._n_draws(x)
         # ---- random draws (this order is part of the determinism contract)
         partner = self._partner(x, generator)
-        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator).to(dev)
+        lam = self.sample_lam(n, generator).to(dev)
         cands = self._candidates(h, w)
         pick = torch.randint(len(cands), (n,), generator=generator, device=sampling.gen_device(generator)).to(dev)
         bnum = torch.tensor(cands, device=dev)[pick].expand(b)
@@ -360,43 +224,62 @@ class PuzzleMix(Mixer):
             noise = (noise + (eps + 2.0 / 255.0) * sal_out.grad.float().sign()).clamp(-eps, eps)
             coef = sampling.sample_uniform((n,), generator).to(dev).expand(b)
             noise = noise * coef.view(b, 1, 1, 1)
-        # ---- 5. the two sources (adversarial noise where drawn), in the input dtype
-        x1, x2 = x, _ops.gather(x, partner)
-        if use_adv:
-            pert = ((self._clamp_pix(x_pix + noise, x_pix) - mean) / std).to(x.dtype)
-            x1 = torch.where(adv1.view(b, 1, 1, 1), pert, x1)
-            x2 = torch.where(adv2.view(b, 1, 1, 1), _ops.gather(pert, partner), x2)
-        # ---- 2-4. labelling and transport, per grid size
-        share = torch.ones(b, 1, h, w, dtype=torch.float32, device=dev)
-        x1t, x2t = x1.clone(), x2.clone()
+        # ---- 2-4. labelling and transport plans, per grid size
+        share_map = torch.ones(b, 1, h, w, dtype=torch.float32, device=dev)
+        moves: List[Tuple[Tensor, Tensor, Tensor, Tuple[int, int]]] = []
         for bn in torch.unique(bnum).tolist():
             rows = ((bnum == bn) & act).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            self._mix_rows(rows, int(bn), x1, x2, x1t, x2t, x_pix, sal, partner, lam, share)
+            move = self._label_rows(rows, int(bn), x_pix, sal, partner, lam, share_map)
+            if move is not None:
+                moves.append((rows,) + move)
+        draws: Dict[str, Any] = {"share_map": share_map, "moves": moves, "noise": noise, "adv_anchor": adv1,
+                                 "adv_partner": adv2, "block_num": bnum, "clean_loss": sal_out.clean_loss}
+        return MixParams(active=active, lam=lam, partner=partner, draws=draws)
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        b, d = x.shape[0], params.draws
+        share_map, partner, active = d["share_map"], params.partner, params.active
+        adv1, adv2 = d["adv_anchor"], d["adv_partner"]
+        # ---- 5. the two sources (adversarial noise where drawn), in the input dtype
+        x1, x2 = x, _ops.gather(x, partner)
+        if d["noise"] is not None:
+            mean, std = self._stats(x)
+            x_pix = x.float() * std + mean
+            pert = ((self._clamp_pix(x_pix + d["noise"], x_pix) - mean) / std).to(x.dtype)
+            x1 = torch.where(adv1.view(b, 1, 1, 1), pert, x1)
+            x2 = torch.where(adv2.view(b, 1, 1, 1), _ops.gather(pert, partner), x2)
+        # ---- 4. transport: each source's blocks moved towards where it is kept
+        if d["moves"]:
+            x1t, x2t = x1.clone(), x2.clone()
+            for rows, d1, d2, gshape in d["moves"]:
+                x1t[rows] = transport.permute_blocks(x1[rows], d1, gshape)
+                x2t[rows] = transport.permute_blocks(x2[rows], d2, gshape)
+            x1, x2 = x1t, x2t
         # ---- 6. mix
-        x_mix = _ops.lerp(x1t, x2t, share)
+        x_mix = _ops.lerp(x1, x2, share_map)
         if active is not None:
-            x_mix = torch.where(act.view(b, 1, 1, 1), x_mix, x)
+            x_mix = torch.where(active.to(x.device).view(b, 1, 1, 1), x_mix, x)
         x_mix = _ops.keep_format(x_mix, x)
         if self.inplace:
             x.copy_(x_mix)
             x_mix = x
-        w0 = share.mean((1, 2, 3))
-        lam_out = self._deactivate(lam, active, b)
-        return self._pair_result(x_mix, partner, w0, lam=lam_out, active=active, share=share,
-                                 block_num=bnum.clone(), clean_loss=sal_out.clean_loss,
-                                 adv_anchor=adv1, adv_partner=adv2)
+        w0 = share_map.mean((1, 2, 3))
+        lam = self._deactivate(params.lam, active, b)
+        return self._pair_result(x_mix, params, w0, lam=lam, share_map=share_map, block_num=d["block_num"].clone(),
+                                 clean_loss=d["clean_loss"], adv_anchor=adv1, adv_partner=adv2)
 
     @staticmethod
     def _clamp_pix(v: Tensor, ref: Tensor) -> Tensor:
         """Clamp to [0, 1] but never beyond the reference pixel where it already lies outside."""
         return torch.maximum(torch.minimum(v, torch.clamp(ref, min=1.0)), torch.clamp(ref, max=0.0))
 
-    def _mix_rows(self, rows: Tensor, bn: int, x1: Tensor, x2: Tensor, x1t: Tensor, x2t: Tensor, x_pix: Tensor,
-                  sal: Tensor, partner: Tensor, lam: Tensor, share: Tensor) -> None:
-        """Masks and transported sources for the rows that use a ``bn x bn`` grid (written in place)."""
-        h, w = x1.shape[-2:]
+    def _label_rows(self, rows: Tensor, bn: int, x_pix: Tensor, sal: Tensor, partner: Tensor, lam: Tensor,
+                    share_map: Tensor) -> Optional[Tuple[Tensor, Tensor, Tuple[int, int]]]:
+        """The masks of the rows that use a ``bn x bn`` grid (written into ``share_map``), and their
+        transport plans ``(d1, d2, transport grid)`` (``None`` without transport)."""
+        h, w = x_pix.shape[-2:]
         bh, bw = h // bn, w // bn
         prow = partner[rows]
         sal1 = block_saliency(sal[rows], (bh, bw))
@@ -407,21 +290,20 @@ class PuzzleMix(Mixer):
         labels = graphcut.solve_grid(unary, w_v, w_h, graphcut.label_cost(self.n_labels, device=unary.device),
                                      method=self.solver)
         grid = 1.0 - labels.to(torch.float32) / (self.n_labels - 1)           # (r, bn, bn) anchor share
-        if self.transport:
-            th = bh if self.t_size < 0 else _largest_divisor_at_most(bh, self.t_size)
-            tw = bw if self.t_size < 0 else _largest_divisor_at_most(bw, self.t_size)
-            fh, fw = bh // th, bw // tw
-            tgrid = grid.repeat_interleave(fh, 1).repeat_interleave(fw, 2)
-            if (fh, fw) == (1, 1):
-                ts1, ts2 = sal1, sal2
-            else:
-                ts1, ts2 = block_saliency(sal[rows], (th, tw)), block_saliency(sal[prow], (th, tw))
-            gshape = tuple(tgrid.shape[1:])
-            d1 = transport.mask_transport(tgrid, ts1, self.t_eps)
-            d2 = transport.mask_transport(1.0 - tgrid, ts2, self.t_eps)
-            x1t[rows] = transport.permute_blocks(x1[rows], d1, gshape)
-            x2t[rows] = transport.permute_blocks(x2[rows], d2, gshape)
-        share[rows] = grid.repeat_interleave(bh, 1).repeat_interleave(bw, 2).unsqueeze(1)
+        share_map[rows] = grid.repeat_interleave(bh, 1).repeat_interleave(bw, 2).unsqueeze(1)
+        if not self.transport:
+            return None
+        th = bh if self.t_size < 0 else largest_divisor_at_most(bh, self.t_size)
+        tw = bw if self.t_size < 0 else largest_divisor_at_most(bw, self.t_size)
+        fh, fw = bh // th, bw // tw
+        tgrid = grid.repeat_interleave(fh, 1).repeat_interleave(fw, 2)
+        if (fh, fw) == (1, 1):
+            ts1, ts2 = sal1, sal2
+        else:
+            ts1, ts2 = block_saliency(sal[rows], (th, tw)), block_saliency(sal[prow], (th, tw))
+        d1 = transport.mask_transport(tgrid, ts1, self.t_eps)
+        d2 = transport.mask_transport(1.0 - tgrid, ts2, self.t_eps)
+        return d1, d2, tuple(tgrid.shape[1:])
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", n_labels={self.n_labels}, beta={self.beta}, gamma={self.gamma}, eta={self.eta}, "

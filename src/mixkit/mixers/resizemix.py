@@ -14,6 +14,7 @@ from ..masks import box
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 _NEAREST = ("nearest", "nearest-exact")
 _LINEAR = ("linear", "bilinear", "trilinear")
@@ -65,6 +66,11 @@ class ResizeMix(Mixer):
       distorting its aspect; here the patch is never clipped.
     """
 
+    name = "resizemix"
+    defaults = {"scale": (0.1, 0.8)}
+    summary = "paste the whole partner, shrunk by tau ~ U(0.1, 0.8)"
+    paper = "Qin et al., arXiv:2012.11101 (CVMJ 2023)"
+
     def __init__(self, scale: Sequence[float] = (0.1, 0.8), *, use_alpha: bool = False, alpha: float = 1.0,
                  interpolation: str = "nearest", **kw) -> None:
         super().__init__(alpha, **kw)
@@ -102,44 +108,35 @@ class ResizeMix(Mixer):
         t = sampling.sample_beta(self.alpha, self.alpha, (n,), generator, dtype=torch.float64)
         return torch.where((t < lo) | (t > hi), u, t)
 
-    def _mode(self, d: int) -> str:
-        if self.interpolation in _LINEAR:
-            return ("linear", "bilinear", "trilinear")[d - 1]
-        return self.interpolation
-
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        dev = x.device
         sizes = tuple(x.shape[2:])
-        d = len(sizes)
         tau = self.sample_tau(self._n_draws(x), generator)
         size_t = torch.tensor(sizes, dtype=torch.float64, device=tau.device)
         lengths = torch.floor(tau.unsqueeze(1) * size_t).long().clamp(min=1)  # (n, d), <= size as tau <= 1
         lo, hi = box.place_inside(sizes, lengths, generator)
         partner = self._partner(x, generator)
+        draws = {"tau": tau.to(dev), "box_lo": lo.to(dev), "box_hi": hi.to(dev), "patch_size": lengths.to(dev)}
         if self.mode == "batch":  # the box as ints, read where the draws live (the generator's device)
-            corner, patch = lo[0].tolist(), lengths[0].tolist()
-        lo, hi, lengths, tau = lo.to(dev), hi.to(dev), lengths.to(dev), tau.to(dev)
-        lam = (1.0 - tau ** d).float()
-        if active is not None:  # rows not selected by p get an empty patch
-            hi = torch.where(active.unsqueeze(1), hi, lo)
-            lam = self._deactivate(lam, active, b)
-        w0 = 1.0 - box.box_volume(lo, hi).double() / math.prod(sizes)
-        keep = box.outside_mask(lo, hi, sizes)
-        if self.mode == "batch":
-            x_mix = self._paste_batch(x, partner, corner, patch)
-        else:
-            x_mix = self._paste_rows(x, partner, lo, lengths, active)
-        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=keep,
-                                 tau=tau, box_lo=lo, box_hi=hi)
+            draws["box_ints"] = (lo[0].tolist(), hi[0].tolist())
+        lam = (1.0 - draws["tau"] ** len(sizes)).float()
+        return MixParams(active=active, lam=lam, partner=partner, draws=draws)
 
-    # ------------------------------------------------------------------ batch mode
-    def _paste_batch(self, x: Tensor, partner: Tensor, corner: Sequence[int], patch: Sequence[int]) -> Tensor:
-        small = F.interpolate(x, size=list(patch), mode=self._mode(x.dim() - 2), **self._corners())
-        small = small.index_select(0, partner)
-        out = x if self.inplace else x.clone()  # `small` is computed first: the sources are un-mixed
-        region = (slice(None), slice(None)) + tuple(slice(a, a + s) for a, s in zip(corner, patch))
-        out[region] = small
-        return _ops.keep_format(out, x)
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        d, patch, x_mix = params.draws, None, None
+        if self.mode == "batch":  # the partners resized to the patch (one F.interpolate call), pasted at the box
+            lo, hi = d["box_ints"]
+            size = [z - a for a, z in zip(lo, hi)]
+            patch = F.interpolate(x, size=size, mode=self._mode(x.dim() - 2), **self._corners())
+            patch = patch.index_select(0, params.partner)
+        else:
+            x_mix = self._paste_rows(x, params.partner, d["box_lo"], d["patch_size"], params.active)
+        return self._box_apply(x, params, params.lam, patch=patch, x_mix=x_mix, tau=d["tau"])
+
+    def _mode(self, d: int) -> str:
+        if self.interpolation in _LINEAR:
+            return ("linear", "bilinear", "trilinear")[d - 1]
+        return self.interpolation
 
     def _corners(self) -> dict:
         return {} if self.interpolation in _NEAREST else {"align_corners": False}
@@ -172,7 +169,7 @@ class ResizeMix(Mixer):
             vals = self._sampled_cells(x, partner, cells, length)
         if active is not None:  # rows not selected by p write their own pixels back
             own = x[(rows, slice(None)) + tuple(dst)]
-            vals = torch.where(active.view(b, *([1] * (d + 1))), vals, own)
+            vals = torch.where(active.to(dev).view(b, *([1] * (d + 1))), vals, own)
         out = x if self.inplace else x.clone()  # `vals` is read first: the sources are un-mixed
         out[(rows, slice(None)) + tuple(dst)] = vals
         return out if self.inplace else _ops.keep_format(out, x)

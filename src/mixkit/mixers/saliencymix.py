@@ -2,19 +2,17 @@
 Strategy for Better Regularization", ICLR 2021)."""
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-from .. import sampling
 from ..masks import box
 from ..masks.static_saliency import FINE_GRAINED_SCALES, static_saliency
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
-from . import _ops
-from .base import Mixer
+from .base import Mixer, ModelAttr
+from .params import MixParams
 
 _SALIENCIES = ("static", "gradient")
 
@@ -67,18 +65,22 @@ class SaliencyMix(Mixer):
     * non-square inputs get per-axis sides (the official names the first axis "W").
     """
 
+    name = "saliencymix"
+    defaults = {"alpha": 1.0}
+    saliency_guided = True
+    summary = "CutMix box centred on the source's fine-grained static-saliency peak (one map per batch)"
+    paper = "Uddin et al., ICLR 2021 (arXiv:2006.01791)"
+    model = ModelAttr(optional=True)
+
     def __init__(self, alpha: float = 1.0, *, saliency: Union[str, Callable[[Tensor], Tensor]] = "static",
                  model: Optional[nn.Module] = None, scales: Sequence[int] = FINE_GRAINED_SCALES, **kw) -> None:
         super().__init__(alpha, **kw)
         if not callable(saliency) and saliency not in _SALIENCIES:
             raise ValueError(f"saliency must be one of {_SALIENCIES} or a callable x -> (B, *spatial) map, got {saliency!r}")
-        if model is not None and not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}")
+        self.model = model  # a plain attribute, not a submodule (ModelAttr)
         if saliency == "gradient" and model is None:
             raise ValueError("saliency='gradient' needs the model: SaliencyMix(saliency='gradient', model=net)")
         self.saliency = saliency
-        # a plain attribute, not a submodule: the mixer's parameters/state_dict exclude the model
-        object.__setattr__(self, "model", model)
         self.scales = tuple(int(s) for s in scales)
         if not self.scales or any(s < 1 for s in self.scales):
             raise ValueError(f"scales must be a non-empty sequence of ints >= 1, got {scales!r}")
@@ -100,11 +102,11 @@ class SaliencyMix(Mixer):
         return s.detach().float()
 
     # ------------------------------------------------------------------ mixing
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        dev = x.device
         sizes = tuple(x.shape[2:])
         n = self._n_draws(x)
-        lam = sampling.sample_beta(self.alpha, self.alpha, (n,), generator).to(dev)
+        lam = self.sample_lam(n, generator).to(dev)
         partner = self._partner(x, generator)
         source = partner[:1] if n == 1 else partner  # the images whose saliency places the boxes
         if n == 1:
@@ -117,20 +119,12 @@ class SaliencyMix(Mixer):
         lo = peak - lengths // 2
         hi = lo + lengths
         lo, hi = lo.clamp(min=0).minimum(size_t), hi.clamp(min=0).minimum(size_t)
-        if active is not None:  # rows not selected by p get an empty box
-            hi = torch.where(active.to(dev).unsqueeze(1), hi, lo)
-            lam = self._deactivate(lam, active, b)
-        w0 = 1.0 - box.box_volume(lo, hi).double() / math.prod(sizes)
-        keep = box.outside_mask(lo, hi, sizes)
-        if n == 1:
-            out = x if self.inplace else x.clone()
-            region = (slice(None), slice(None)) + tuple(slice(int(a), int(z)) for a, z in zip(lo[0], hi[0]))
-            out[region] = x[region].index_select(0, partner)
-            x_mix = _ops.keep_format(out, x)
-        else:
-            x_mix = _ops.mix_pair(x, partner, keep, self.inplace)
-        return self._pair_result(x_mix, partner, w0.float(), lam=lam, active=active, share=keep,
-                                 box_lo=lo, box_hi=hi, peak=peak, source=source, saliency=sal)
+        return MixParams(active=active, lam=lam, partner=partner,
+                         draws={"box_lo": lo, "box_hi": hi, "peak": peak, "source": source, "saliency": sal})
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        d = params.draws
+        return self._box_apply(x, params, params.lam, peak=d["peak"], source=d["source"], saliency=d["saliency"])
 
     def extra_repr(self) -> str:
         sal = self.saliency if isinstance(self.saliency, str) else getattr(self.saliency, "__name__", "callable")

@@ -14,6 +14,7 @@ from ..masks import gaussian
 from ..result import MixResult
 from . import _ops
 from .base import Mixer
+from .params import MixParams
 
 __all__ = ["SmoothMix"]
 
@@ -32,8 +33,8 @@ class SmoothMix(Mixer):
     The blob size is drawn from ``U(0.25, 0.5) * size`` (``sigma_range``) as in the port; the paper's
     mixing ratio is the realised blob area ``mean(k)`` (the partner's share). ``alpha`` is kept for a
     uniform signature but **does not affect** SmoothMix: the port draws ``lam ~ Beta(alpha, alpha)`` and
-    then discards it, so no Beta variate is drawn here. ``MixResult.lam`` holds the realised anchor
-    weight ``1 - mean(k)``.
+    then discards it, so no Beta variate is drawn here, and ``MixResult.lam`` is ``None`` (there is no
+    sampled lambda); the realised anchor weight ``1 - mean(k)`` is ``weights[:, 0]``.
 
     Non-square and 1-/3-D inputs: ``sigma_i`` is proportional to each axis' own size (one ``s`` shared by
     all axes), so the blob follows the data's aspect (the port uses ``H`` for both axes).
@@ -51,8 +52,13 @@ class SmoothMix(Mixer):
       * the centre sits on a pixel (the port's rolled grid puts it half a pixel off).
 
     ``MixResult.params``: ``centre`` ``(n, d)`` float32, ``sigma`` ``(n, d)`` float32 (pixels).
-    ``MixResult.share``: ``(B or 1, 1, *spatial)`` float32, the anchor's share ``1 - k``.
+    ``MixResult.share_map``: ``(B or 1, 1, *spatial)`` float32, the anchor's share ``1 - k``.
     """
+
+    name = "smoothmix"
+    defaults = {"sigma_range": (0.25, 0.5)}
+    summary = "soft-edged Gaussian blob of the partner"
+    paper = "Lee et al., CVPR Workshops 2020"
 
     def __init__(self, alpha: float = 1.0, *, sigma_range: Sequence[float] = (0.25, 0.5), **kw) -> None:
         super().__init__(alpha, **kw)
@@ -61,21 +67,23 @@ class SmoothMix(Mixer):
             raise ValueError(f"sigma_range must satisfy 0 < min <= max < inf, got {tuple(rng)}")
         self.sigma_range = rng
 
-    def _mix(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixResult:
-        b, dev = x.shape[0], x.device
-        sizes = tuple(x.shape[2:])
-        n = self._n_draws(x)
+    def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
+        dev, n = x.device, self._n_draws(x)
         lo, hi = self.sigma_range
         s = sampling.sample_uniform((n,), generator, lo, hi).to(dev)
-        centre = gaussian.uniform_centres(sizes, n, generator, device=dev)
+        centre = gaussian.uniform_centres(tuple(x.shape[2:]), n, generator, device=dev)
         partner = self._partner(x, generator)
-        sigma = s.unsqueeze(1) * torch.tensor(list(sizes), dtype=torch.float32, device=dev)
-        k = gaussian.gaussian_kernel(sizes, centre, sigma, device=dev)
-        share = self._deactivate(1.0 - k, active, b)
-        w0 = (share.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)).float()
-        x_mix = _ops.mix_pair(x, partner, share, self.inplace)
-        return self._pair_result(x_mix, partner, w0, lam=w0, active=active, share=share,
-                                 centre=centre, sigma=sigma)
+        return MixParams(active=active, partner=partner, draws={"scale": s, "centre": centre})
+
+    def _apply(self, x: Tensor, params: MixParams) -> MixResult:
+        sizes = tuple(x.shape[2:])
+        s, centre = params.draws["scale"], params.draws["centre"]
+        sigma = s.unsqueeze(1) * torch.tensor(list(sizes), dtype=torch.float32, device=x.device)
+        k = gaussian.gaussian_kernel(sizes, centre, sigma, device=x.device)
+        share_map = self._deactivate(1.0 - k, params.active, x.shape[0])
+        w0 = (share_map.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)).float()
+        x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+        return self._pair_result(x_mix, params, w0, lam=None, share_map=share_map, centre=centre, sigma=sigma)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", sigma_range={self.sigma_range}"
