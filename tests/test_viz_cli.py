@@ -99,10 +99,11 @@ def test_registry_bad_override_names_the_argument():
 
 
 def test_registry_missing_module_is_unavailable_not_an_error(monkeypatch):
-    fake = registry.MethodSpec("nothere", "mixkit.mixers.does_not_exist_xyz:Nope", {}, (2,), False, "x", "y")
-    monkeypatch.setattr(registry, "_SPECS", registry._SPECS + (fake,))
-    monkeypatch.setitem(registry._BY_NAME, "nothere", fake)
-    monkeypatch.setitem(registry._ALIASES, "nothere", "nothere")
+    from importlib.metadata import EntryPoint
+
+    fake = EntryPoint("nothere", "mixkit.mixers.does_not_exist_xyz:Nope", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: (fake,))
+    monkeypatch.setattr(registry, "_EP_CACHE", {})
     assert "nothere" in registry.names()
     assert "nothere" not in registry.available()
     assert "not implemented yet" in registry.unavailable()["nothere"]
@@ -110,6 +111,27 @@ def test_registry_missing_module_is_unavailable_not_an_error(monkeypatch):
     assert info["available"] is False and "does_not_exist_xyz" in info["reason"]
     with pytest.raises(registry.MethodUnavailableError, match="does_not_exist_xyz"):
         registry.create("nothere")
+
+
+class ThirdParty(MixUp):
+    """A method another package would ship (defined outside mixkit: only an entry point registers it)."""
+
+    name = "third_party_mix"
+    defaults = {"alpha": 0.3}
+    summary = "a method from another package"
+
+
+def test_registry_entry_point_adds_a_method(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    assert "third_party_mix" not in registry.names()  # defined, but not in mixkit and not registered
+    ep = EntryPoint("third_party_mix", f"{__name__}:ThirdParty", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: (ep,))
+    monkeypatch.setattr(registry, "_EP_CACHE", {})
+    assert registry.names().count("third_party_mix") == 1
+    m = registry.create("third-party-mix", num_classes=3)
+    assert isinstance(m, ThirdParty) and m.alpha == 0.3
+    assert registry.describe("third_party_mix")["summary"] == "a method from another package"
 
 
 def test_registry_describe():
@@ -317,10 +339,9 @@ def test_cli_list(capsys):
 
 
 def test_cli_list_reports_why_unavailable(capsys, monkeypatch):
-    fake = registry.MethodSpec("nothere", "mixkit.mixers.does_not_exist_xyz:Nope")
-    monkeypatch.setattr(registry, "_SPECS", registry._SPECS + (fake,))
-    monkeypatch.setitem(registry._BY_NAME, "nothere", fake)
-    monkeypatch.setitem(registry._ALIASES, "nothere", "nothere")
+    fake = importlib.metadata.EntryPoint("nothere", "mixkit.mixers.does_not_exist_xyz:Nope", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "_entry_points", lambda: (fake,))
+    monkeypatch.setattr(registry, "_EP_CACHE", {})
     assert cli.main(["list"]) == 0
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("nothere")][0]
     assert "MISSING" in line and "not implemented yet" in line
@@ -367,7 +388,7 @@ def test_pyproject_declares_bench_in_the_entry_point_group():
 
     meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     group = meta["project"]["entry-points"][cli.ENTRY_POINT_GROUP]
-    assert group == {"bench": "mixkit.bench.command:register"}
+    assert group == {"bench": "mixkit.cli.bench:register"}
     sub = argparse.ArgumentParser().add_subparsers(dest="command")
     importlib.metadata.EntryPoint("bench", group["bench"], cli.ENTRY_POINT_GROUP).load()(sub)
     assert {"bench", "report"} <= set(sub.choices)

@@ -4,8 +4,8 @@
 """
 from .losses import SoftTargetCrossEntropy, bce_on_softmax, bce_with_logits_soft, mixed_loss, soft_cross_entropy
 from .integrations import MixCollate, MixTransform
-from .mixers import (Alternate, CoMixup, CutMix, DirichletMixUp, FMix, GMix, GridMix, HMix, ManifoldMixup, Mixer, MixParams,
-                     MixUp, PatchUp, PuzzleMix, RandomChoice, ResizeMix, SaliencyMix, Scheduled, SmoothMix)
+from . import mixers as _mixers
+from .mixers import *  # noqa: F401,F403 -- every mixer class: mixkit.mixers.__all__
 from .result import MixResult
 from .labels import one_hot, smooth
 from .targets import soft_targets
@@ -14,25 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MixResult",
-    "MixParams",
-    "Mixer",
-    "MixUp",
-    "DirichletMixUp",
-    "CutMix",
-    "FMix",
-    "HMix",
-    "GMix",
-    "SmoothMix",
-    "ResizeMix",
-    "GridMix",
-    "ManifoldMixup",
-    "PatchUp",
-    "SaliencyMix",
-    "CoMixup",
-    "PuzzleMix",
-    "RandomChoice",
-    "Alternate",
-    "Scheduled",
+    *_mixers.__all__,
     "MixCollate",
     "MixTransform",
     "soft_targets",

@@ -2,9 +2,10 @@
 
 The class is the only method table: a mixer class that sets ``name`` (and, optionally, ``aliases``,
 ``defaults``, ``needs_model``, ``saliency_guided``, ``summary``, ``paper``, ``spatial_dims``) is a
-registered method. The built-in methods are the classes of :mod:`mixkit.mixers` (every module of that
-package is imported, so a new module is picked up without editing any list); other packages add
-methods through the ``mixkit.methods`` entry-point group::
+method. The built-in methods are the classes of :mod:`mixkit.mixers` that set a ``name`` (every module
+of that package is imported, so a new module is picked up without editing any list); a class defined
+elsewhere is added at run time with :func:`register` (and removed with :func:`unregister`); other
+packages add methods through the ``mixkit.methods`` entry-point group::
 
     # pyproject.toml of a third-party package
     [project.entry-points."mixkit.methods"]
@@ -49,6 +50,8 @@ __all__ = [
     "create",
     "describe",
     "check_kwargs",
+    "register",
+    "unregister",
 ]
 
 #: the entry-point group through which other packages add methods
@@ -117,9 +120,9 @@ def _is_method(cls: type) -> bool:
 
 
 def _builtin_classes() -> List[type]:
-    """Every method class defined so far: the subclasses of :class:`~mixkit.mixers.base.Mixer` that set
-    a ``name`` (the built-in ones are imported with :mod:`mixkit.mixers`)."""
-    from .mixers import Mixer  # imports every module of the package
+    """The built-in method classes: subclasses of :class:`~mixkit.mixers.base.Mixer` defined in mixkit
+    that set a ``name`` (importing :mod:`mixkit.mixers` imports every module of the package)."""
+    from .mixers import Mixer
 
     out, todo, seen = [], list(Mixer.__subclasses__()), set()
     while todo:
@@ -128,9 +131,38 @@ def _builtin_classes() -> List[type]:
             continue
         seen.add(cls)
         todo.extend(cls.__subclasses__())
-        if _is_method(cls):
+        if _is_method(cls) and cls.__module__.startswith("mixkit."):
             out.append(cls)
     return out
+
+
+# methods added at run time by register()
+_RUNTIME: Dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Add a mixer class defined outside mixkit (a notebook, a test, your own package without an entry
+    point) under its ``name``; returns the class, so it can decorate the class statement.
+
+    Raises:
+        TypeError: ``cls`` is not a class that sets ``name`` (a ``str``) itself.
+        ValueError: another class already has that name.
+    """
+    if not isinstance(cls, type) or not _is_method(cls):
+        raise TypeError(f"register() takes a mixer class that sets a `name` attribute, got {cls!r}")
+    key = _norm(cls.name)
+    if key != cls.name:
+        raise ValueError(f"a method name must be lower-case snake_case, got {cls.name!r} (use {key!r})")
+    table = _table()[0]
+    if key in table and table[key] is not cls:
+        raise ValueError(f"the method name {key!r} is taken by {table[key]!r}")
+    _RUNTIME[key] = cls
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Remove a method added with :func:`register` (a no-op for a name it did not add)."""
+    _RUNTIME.pop(_norm(name), None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -184,7 +216,7 @@ def _table() -> Tuple[Dict[str, Any], Dict[str, str]]:
     Hand-crafted methods come first, then the model-aware ones, each group by name; entry points that
     name a method already defined are ignored (the class wins).
     """
-    classes = sorted(_builtin_classes(), key=lambda c: (bool(c.needs_model), c.name))
+    classes = sorted(_builtin_classes(), key=lambda c: (bool(c.needs_model), c.name)) + list(_RUNTIME.values())
     table: Dict[str, Any] = {}
     for cls in classes:
         if cls.name in table and table[cls.name] is not cls:

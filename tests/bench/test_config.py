@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from mixkit.bench.command import config_from_args, register
+from mixkit.cli.bench import config_from_args, register
 from mixkit.cli import CLIError
 from mixkit.bench.config import PRESETS, BenchConfig, load_config_file
 

@@ -11,7 +11,6 @@ GPU). Rank 0 evaluates and writes files.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import os
@@ -31,6 +30,7 @@ from ..losses import bce_on_softmax, soft_cross_entropy
 from ..targets import one_hot, soft_targets
 from .config import BenchConfig
 from .data import DataSplit, random_crop_flip
+from ..sampling import derive_seed
 from .io import atomic_torch_save, atomic_write_jsonl, env_info, read_jsonl
 from .models import build_model
 
@@ -39,12 +39,6 @@ __all__ = ["derive_seed", "make_generator", "resolve_device", "build_mixer", "me
 
 #: evaluation batch size: on CPU, 256 runs small CNNs about 2.5x faster than 1024 (cache-resident activations)
 EVAL_BATCH = 256
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from a hash of ``parts`` (stable across processes and Python versions)."""
-    h = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
 
 
 def make_generator(*parts: Any, device: str | torch.device = "cpu") -> torch.Generator:

@@ -30,7 +30,7 @@ Extending the command (how ``bench`` and ``report`` plug in)
 After the built-in subcommands are added, every entry point of the group ``mixkit.commands``
 (:data:`ENTRY_POINT_GROUP`) is loaded and called as ``register(subparsers)`` with the ``argparse``
 sub-parsers object. mixkit declares its own benchmark this way (``bench =
-"mixkit.bench.command:register"``, which adds ``bench`` and ``report``); a third-party package adds a
+"mixkit.cli.bench:register"``, which adds ``bench`` and ``report``); a third-party package adds a
 command in its ``pyproject.toml``::
 
     [project.entry-points."mixkit.commands"]
@@ -43,7 +43,7 @@ error while loading or registering is raised, so a broken extension is never hid
 ``register`` callable adds its parser and a handler that takes the parsed arguments and returns the
 exit status::
 
-    # mixkit/bench/command.py
+    # mixkit/cli/bench.py
     def register(subparsers):
         p = subparsers.add_parser("bench", help="train and compare methods")
         p.add_argument("--methods", default="mixup,cutmix")

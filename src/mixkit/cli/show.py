@@ -50,7 +50,7 @@ def _make_mixer(name: str, mode: str, params: Dict[Optional[str], Dict[str, Any]
         args = dict(registry.spec(name).defaults)
         args.update(kw)
         args["model"] = model
-        registry._check_kwargs(cls, name, args)
+        registry.check_kwargs(cls, args)
         return cls(**args)
     except (TypeError, ValueError) as e:
         raise CLIError(f"cannot create {name!r} with {kw}: {e}") from e
@@ -67,7 +67,6 @@ def check_showable(name: str, data: ShowData) -> Optional[str]:
     return None
 
 
-_SALIENCY_METHODS = ("saliencymix", "puzzlemix", "comixup")
 
 
 def render(name: str, data: ShowData, out: str, *, n: Optional[int] = None, seed: int = 0, mode: str = "sample",
@@ -99,7 +98,7 @@ def render(name: str, data: ShowData, out: str, *, n: Optional[int] = None, seed
     if not needs_model(name, kw):
         mixer = _make_mixer(name, mode, params)
         title = _wrap(f"{viz.mixer_text(mixer)} on {data.name}, seed {seed}")
-        if name in _SALIENCY_METHODS:
+        if registry.saliency_guided(name):
             viz.show_saliency(mixer, x, y, data.class_names, n, gen, out=out, title=title)
         else:
             viz.show(mixer, x, y, data.class_names, n, gen, out=out, title=title)

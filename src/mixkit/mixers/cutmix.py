@@ -12,6 +12,8 @@ from ..result import MixResult
 from .base import Mixer
 from .params import MixParams
 
+__all__ = ["CutMix"]
+
 
 class CutMix(Mixer):
     """CutMix: paste a box from the partner; label weight = the realised (clipped) share.

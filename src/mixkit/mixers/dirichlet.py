@@ -19,6 +19,8 @@ from . import _ops
 from .base import Mixer
 from .params import MixParams
 
+__all__ = ["DirichletMixUp"]
+
 
 class DirichletMixUp(Mixer):
     """``x~ = sum_j w_j x[pi_j]`` with ``w ~ Dir(alpha * 1_k)`` and k-1 independent random pairings.

@@ -14,6 +14,8 @@ from . import _ops
 from .base import Mixer
 from .params import MixParams
 
+__all__ = ["FMix"]
+
 
 class FMix(Mixer):
     """FMix: keep the anchor where a thresholded low-frequency random image is high, the partner elsewhere.

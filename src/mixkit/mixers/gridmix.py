@@ -16,6 +16,8 @@ from . import _ops
 from .base import Mixer
 from .params import MixParams
 
+__all__ = ["GridMix"]
+
 Range = Union[float, Tuple[float, float]]
 
 

@@ -11,6 +11,8 @@ from . import _ops
 from .base import Mixer
 from .params import MixParams
 
+__all__ = ["MixUp"]
+
 
 class MixUp(Mixer):
     """MixUp: ``x~ = lam * x + (1 - lam) * x[perm]``, ``y~ = lam * y + (1 - lam) * y[perm]``, ``lam ~ Beta(alpha, alpha)``.

@@ -16,6 +16,8 @@ from . import _ops
 from .base import Mixer
 from .params import MixParams
 
+__all__ = ["ResizeMix"]
+
 _NEAREST = ("nearest", "nearest-exact")
 _LINEAR = ("linear", "bilinear", "trilinear")
 _INTERPOLATIONS = _NEAREST + _LINEAR + ("bicubic",)

@@ -14,6 +14,8 @@ from ..saliency import input_gradient_saliency
 from .base import Mixer, ModelAttr
 from .params import MixParams
 
+__all__ = ["SaliencyMix"]
+
 _SALIENCIES = ("static", "gradient")
 
 

@@ -1,4 +1,4 @@
-"""The ``mixkit bench`` and ``mixkit report`` subcommands (registered into ``mixkit.cli`` through the
+"""The ``mixkit bench`` and ``mixkit report`` subcommands (registered through the
 ``mixkit.commands`` entry point ``bench``)."""
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any, Dict
 
-from ..cli.params import add_param_option, parse_params
-from .report import add_report_parser
+from .params import add_param_option, parse_params
+from ..bench.report import add_report_parser
 
 if TYPE_CHECKING:
-    from .config import BenchConfig
+    from ..bench.config import BenchConfig
 
 __all__ = ["register", "config_from_args"]
 
@@ -69,7 +69,7 @@ def config_from_args(args) -> "BenchConfig":
     """The :class:`~mixkit.bench.config.BenchConfig` of parsed ``mixkit bench`` arguments: the ``--config``
     file, overridden by the flags given; ``--param METHOD.KEY=VALUE`` items are merged into the file's
     ``method_params`` (read by :func:`mixkit.cli.params.parse_params`; the method name is kept as written)."""
-    from .config import BenchConfig, load_config_file
+    from ..bench.config import BenchConfig, load_config_file
 
     d: Dict[str, Any] = load_config_file(args.config) if args.config else {}
     for f in _FIELDS:
@@ -88,7 +88,7 @@ def config_from_args(args) -> "BenchConfig":
 
 
 def _run_bench(args) -> int:
-    from .runner import run_bench
+    from ..bench.runner import run_bench
 
     cfg = config_from_args(args)
     out = run_bench(cfg, resume=args.resume)
