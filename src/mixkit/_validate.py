@@ -42,13 +42,18 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def check_in_range(v: float, name: str, lo: float, hi: float, note: str = "") -> float:
+    """A real number (not a bool) in ``[lo, hi]``; ``note`` is appended to the range error."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number in [{lo:g}, {hi:g}], got {type(v).__name__}")
+    v = float(v)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be in [{lo:g}, {hi:g}]{note}, got {v}")
+    return v
+
+
 def check_prob(p: float, name: str = "p") -> float:
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{name} must be a number in [0, 1], got {type(p).__name__}")
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {p}")
-    return p
+    return check_in_range(p, name, 0.0, 1.0)
 
 
 def check_smoothing(v: float, name: str = "smoothing") -> float:

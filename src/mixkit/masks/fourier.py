@@ -29,14 +29,13 @@ Differences from the official numpy code (``ecs-vlc/FMix/fmix.py``), all deliber
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
 from .. import sampling
-from .._validate import check_positive
+from .._validate import check_in_range, check_positive
 
 __all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts"]
 
@@ -54,12 +53,7 @@ def _check_shape(shape: Sequence[int]) -> tuple:
 
 
 def _check_max_soft(max_soft: float) -> float:
-    if isinstance(max_soft, bool) or not isinstance(max_soft, numbers.Real):
-        raise TypeError(f"max_soft must be a number in [0, 0.5], got {type(max_soft).__name__}")
-    max_soft = float(max_soft)
-    if not 0.0 <= max_soft <= 0.5:
-        raise ValueError(f"max_soft must be in [0, 0.5] (0 = hard mask, the official default), got {max_soft}")
-    return max_soft
+    return check_in_range(max_soft, "max_soft", 0.0, 0.5, " (0 = hard mask, the official default)")
 
 
 def fftfreq_grid(shape: Sequence[int], device: Device = None, dtype: torch.dtype = torch.float32) -> Tensor:
