@@ -336,3 +336,24 @@ def test_random_layer_choice_and_capture():
         m(x)
     assert acts["input"] is x and acts["layer3"].shape[0] == 3
     assert no_hooks(m)
+
+
+def test_capture_before_and_after_a_mix_at_hook_on_the_same_layer():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    x = torch.randn(2, 3, 5, 5)
+    clean = net[0](x)
+    layer = "0"
+    with capture(net, layer, prepend=True, first=True, copy=True) as before, capture(net, layer) as after:
+        with mix_at(net, layer, lambda h: h * 0 + 7.0):
+            net(x)
+        net(x + 1)  # a later call without the mixing: first=True keeps the first one, the default the last
+    assert torch.equal(before[layer], clean)                      # ran before the mixing hook: unmixed
+    assert not before[layer].requires_grad                         # copy=True: a detached copy
+    assert torch.equal(after[layer], net[0](x + 1))                # the default keeps the last call
+    with mix_at(net, layer, lambda h: h * 0 + 7.0), capture(net, layer) as mixed:
+        net(x)
+    assert torch.equal(mixed[layer], torch.full_like(clean, 7.0))  # registered after mix_at: sees the mix
+    with capture(net, "input", prepend=True) as inp:
+        net(x)
+    assert inp["input"] is x
