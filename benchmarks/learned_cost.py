@@ -4,9 +4,11 @@ One step = (mix) + forward(s) + loss + backward + SGD step (+ the EMA teacher up
 on CPU, for each model and batch size. Time: every method is timed in the same process with the same
 batch and number of threads, in interleaved rounds (so machine load hits all alike); the table gives
 the median step time and its ratio to the vanilla and the MixUp step of the same round set. Memory: each
-method runs in a fresh subprocess and reports the growth of its peak resident set size (``ru_maxrss``)
-over the two steps, against the process's state just before the first step (model, data and learner
-built); that includes activations, gradients, the optimizer's momentum buffers and allocator slack.
+method runs in a fresh subprocess (Linux; glibc told to return freed blocks at once) and reports the
+peak resident set size over two steps after a warm-up step, minus the resident size before the data,
+model and learner were built: the model, the teacher, the optimizer's momentum buffers and the step's
+activations and gradients (``peak MiB``), and the part above the state after the warm-up step, the
+step's working memory (``step MiB``).
 
 Methods: ``vanilla``, ``mixup`` (``mixkit.MixUp``, alpha 1), ``automix`` and ``adautomix`` at their
 official CIFAR defaults (AdAutoMix N = 3), and ``automix_noclean`` (AutoMix with ``head_one_q = 0``: no
@@ -23,7 +25,6 @@ import copy
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -94,22 +95,51 @@ def _model(name: str, width: float) -> torch.nn.Module:
     return build_model(name, NUM_CLASSES, 3, 2, width=width)
 
 
+def _rss_kib(field: str) -> int:
+    """``VmRSS`` (current) or ``VmHWM`` (peak) of this process in KiB, from ``/proc/self/status``."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM := VmRSS (Linux)
+        return True
+    except OSError:
+        return False
+
+
 def _probe(method: str, model_name: str, batch: int, size: int, width: float, steps: int = 2) -> Dict[str, float]:
-    """In this process: peak RSS growth (MiB) over ``steps`` steps of ``method``."""
+    """In this process: the peak resident memory (MiB) of ``steps`` steps of ``method`` after a warm-up step.
+
+    ``peak_mib``: the peak over the resident size before the data, model and learner were built (so it
+    counts the model, the teacher, the optimizer state and the step's activations and gradients);
+    ``step_mib``: the peak over the resident size after the warm-up step (the step's working memory).
+    Run it with glibc's ``MALLOC_MMAP_THRESHOLD_`` low (as :func:`probe_memory` does) so that freed
+    tensors leave the resident set."""
+    if not _reset_peak():
+        raise RuntimeError("the memory probe needs Linux /proc/self/clear_refs")
+    start = _rss_kib("VmRSS")
     x, y = _data(batch, size)
     step = make_step(method, _model(model_name, width))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step(x, y, torch.Generator().manual_seed(99))  # warm-up: optimizer state, lazy initialisations
+    warm = _rss_kib("VmRSS")
+    _reset_peak()
     for s in range(steps):
         step(x, y, torch.Generator().manual_seed(s))
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_mib": max(0, after - before) / 1024.0, "base_mib": before / 1024.0}
+    peak = _rss_kib("VmHWM")
+    return {"peak_mib": (peak - start) / 1024.0, "step_mib": max(0, peak - warm) / 1024.0, "base_mib": start / 1024.0}
 
 
 def probe_memory(method: str, model_name: str, batch: int, size: int, width: float, threads: int = 1) -> str:
     """Run :func:`_probe` in a fresh subprocess; returns its JSON line."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", method, "--models", model_name,
            "--batches", str(batch), "--size", str(size), "--width", str(width), "--threads", str(threads)]
-    env = dict(os.environ)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
@@ -136,24 +166,30 @@ def time_methods(methods: List[str], model_name: str, batch: int, args) -> Dict[
     return {m: statistics.median(v) for m, v in times.items()}
 
 
-def table(model_name: str, batch: int, med: Dict[str, float], mem: Dict[str, float], args) -> str:
+def table(model_name: str, batch: int, med: Dict[str, float], mem: Dict[str, Dict[str, float]], args) -> str:
     lines = [f"### {model_name} (width {args.width}), batch {batch}x3x{args.size}x{args.size}, CPU, "
              f"{args.threads} thread(s)", "",
              f"torch {torch.__version__}, mixkit {mixkit.__version__}, {platform.processor() or platform.machine()}, "
              f"load average {os.getloadavg()[0]:.1f}; median of {args.rounds}x{args.steps} steps per method, "
-             "rounds interleaved; memory = peak RSS growth over 2 steps in a fresh process.", "",
-             "| method | step ms | x vanilla | x MixUp | peak MiB | mem x vanilla | mem x MixUp |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "rounds interleaved; peak MiB: peak resident memory of a step in a fresh process, over the process "
+             "before the model was built (model, teacher, optimizer state, the step's activations and gradients, "
+             "and torch's own lazily allocated state); step MiB: the part above the state after a warm-up step.", "",
+             "| method | step ms | x vanilla | x MixUp | peak MiB | x vanilla | step MiB | x vanilla |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     tv, tm = med.get("vanilla"), med.get("mixup")
-    mv, mm = mem.get("vanilla"), mem.get("mixup")
+    mv = mem.get("vanilla", {})
 
     def ratio(a, b):
         return f"{a / b:.2f}" if a is not None and b else ""
 
+    def mib(v):
+        return "" if v is None else f"{v:.0f}"
+
     for m, t in med.items():
-        mib = mem.get(m)
-        lines.append(f"| {m} | {t * 1e3:.1f} | {ratio(t, tv)} | {ratio(t, tm)} | "
-                     f"{'' if mib is None else f'{mib:.0f}'} | {ratio(mib, mv)} | {ratio(mib, mm)} |")
+        p = mem.get(m, {})
+        pk, st = p.get("peak_mib"), p.get("step_mib")
+        lines.append(f"| {m} | {t * 1e3:.1f} | {ratio(t, tv)} | {ratio(t, tm)} | {mib(pk)} | "
+                     f"{ratio(pk, mv.get('peak_mib'))} | {mib(st)} | {ratio(st, mv.get('step_mib'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -164,10 +200,10 @@ def run(args) -> str:
     for model_name in args.models.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
             med = time_methods(methods, model_name, batch, args)
-            mem: Dict[str, float] = {}
+            mem: Dict[str, Dict[str, float]] = {}
             if args.memory:
                 for m in methods:
-                    mem[m] = json.loads(probe_memory(m, model_name, batch, args.size, args.width, args.threads))["peak_mib"]
+                    mem[m] = json.loads(probe_memory(m, model_name, batch, args.size, args.width, args.threads))
             text = table(model_name, batch, med, mem, args)
             print(text, flush=True)
             out.append(text)

@@ -17,7 +17,8 @@ Both wrap any model returning logits, own its EMA teacher and their generator, a
 """
 from .adautomix import AdAutoMix
 from .automix import AutoMix
-from .base import LearnerOutput, MixLearner
+from .base import MixLearner
+from .output import LearnerOutput
 from .generator import AdaptiveMask
 from .mixblock import PixelMixBlock
 from .schedule import CosineMomentum, cosine_momentum

@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import sampling
-from .base import Draws, LearnerOutput, MixLearner, blend, make_result, mixed_ce
+from .base import MixLearner
+from .ops import blend, mixed_ce
+from .output import Draws, LearnerOutput, make_result
 from .generator import AdaptiveMask
 
 __all__ = ["AdAutoMix"]

@@ -25,7 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from .. import sampling
-from .base import Draws, LearnerOutput, MixLearner, blend, make_result, mixed_ce
+from .base import MixLearner
+from .ops import blend, mixed_ce
+from .output import Draws, LearnerOutput, make_result
 from .mixblock import PixelMixBlock
 
 __all__ = ["AutoMix"]

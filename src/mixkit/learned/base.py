@@ -1,6 +1,5 @@
 """What AutoMix and AdAutoMix share: the :class:`MixLearner` base (model, EMA teacher, feature hook, step
-counter, momentum schedule, state, parameter groups), the :class:`LearnerOutput` of one step, and the
-one place where a learner builds a :class:`~mixkit.MixResult`.
+counter, momentum schedule, state, parameter groups, ``forward`` and ``mix``).
 
 Design (how the official two-network code maps onto one model)
 --------------------------------------------------------------
@@ -17,128 +16,26 @@ train-mode forwards.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .. import sampling
 from ..hooks import LayerNotReachedError, get_module
-from ..losses import soft_cross_entropy
 from ..result import MixResult
-from ..targets import one_hot
 from .layers import check_modes
+from .ops import blend, preserved_buffers
+from .output import Draws, LearnerOutput, make_result, shares
 from .schedule import CosineMomentum
 
-__all__ = ["MixLearner", "LearnerOutput", "Draws"]
+__all__ = ["MixLearner"]
 
 LABEL_RULES = ("sampled", "realised")
 _HEAD_KEYS = ("head_mix_q", "head_one_q", "head_mix_k")
 
 
-# ----------------------------------------------------------------------------------- results
-def _result(inputs: Tensor, index: Tensor, weights: Tensor, mask: Tensor, lam: Tensor,
-            params: Optional[Dict[str, Any]] = None) -> MixResult:
-    """The only constructor call of :class:`MixResult` in the learners (the mask is stored in full)."""
-    b = inputs.shape[0]
-    return MixResult(inputs=inputs, index=index, weights=weights, lam=lam,
-                     mixed=torch.ones(b, dtype=torch.bool, device=inputs.device), params=dict(params or {}),
-                     full_mask=mask)
-
-
-def shares(mask: Tensor) -> Tensor:
-    """Realised per-sample share of each source: the mask mean over the spatial dims, ``(B, N)`` float32."""
-    return mask.detach().float().flatten(2).mean(-1)
-
-
-def make_result(x_mix: Tensor, index: Tensor, mask: Tensor, weights: Sequence[float], **params: Any) -> MixResult:
-    """A detached :class:`MixResult` for logging: realised shares as ``weights``, the sampled λ_0 as ``lam``
-    and all N sampled weights (float64, as drawn) in ``params["lam"]``."""
-    b = x_mix.shape[0]
-    lam = torch.full((b,), float(weights[0]), dtype=torch.float32, device=x_mix.device)
-    params = dict(params, lam=torch.tensor([float(w) for w in weights], dtype=torch.float64))
-    m = mask.detach()
-    return _result(x_mix.detach(), index, shares(m), m, lam, params)
-
-
-@dataclass
-class LearnerOutput:
-    """One training step of a learner.
-
-    Attributes:
-        loss: the scalar to back-propagate (all terms, weighted).
-        terms: the unweighted loss terms (scalar tensors still attached to the graph; ``float(t)`` to log).
-        mixed: the batch the classifier trained on (generated mask detached, or the plain-mixup fallback).
-        generated: the batch that trained the generator through the teacher (its mask, detached).
-        logits: detached logits: ``"clean"``/``"mixed"`` of the classifier, ``"teacher_clean"``/
-            ``"teacher_generated"`` of the teacher (and ``"linear"`` for AdAutoMix with N > 2).
-        step: the iteration index of this step (0-based, the learner's counter before the step).
-        fallback: whether the classifier's mix fell back to plain mixing (λ too extreme).
-        adversarial: AdAutoMix only: whether this was an adversarial (True) or cooperative step.
-    """
-
-    loss: Tensor
-    terms: Dict[str, Tensor]
-    mixed: MixResult
-    generated: MixResult
-    logits: Dict[str, Tensor] = field(default_factory=dict)
-    step: int = 0
-    fallback: bool = False
-    adversarial: Optional[bool] = None
-
-
-@dataclass
-class Draws:
-    """The random draws of one step: source weights and indices for the generator branch (``mb``, trains
-    the generator) and the classifier branch (``bb``). Column 0 of every index is ``arange(B)``."""
-
-    w_mb: List[float]
-    w_bb: List[float]
-    idx_mb: Tensor
-    idx_bb: Tensor
-
-
-# ----------------------------------------------------------------------------------- helpers
-def blend(x: Tensor, index: Tensor, mask: Tensor) -> Tensor:
-    """``sum_i mask[:, i] * x[index[:, i]]`` (column 0 is the batch itself), accumulated in float32."""
-    calc = torch.promote_types(x.dtype, torch.float32)
-    out = None
-    for i in range(index.shape[1]):
-        src = x if i == 0 else x[index[:, i]]
-        term = src.to(calc) * mask[:, i:i + 1].to(calc)
-        out = term if out is None else out + term
-    return out.to(x.dtype)
-
-
-def mixed_ce(logits: Tensor, y: Tensor, index: Tensor, weights: Union[Sequence[float], Tensor]) -> Tensor:
-    """``mean_b sum_i w_i CE(logits_b, y[index[b, i]])`` via :func:`mixkit.soft_cross_entropy`.
-
-    ``weights``: the sampled weights ``(N,)`` (the official ``lam * CE(y_a) + (1 - lam) * CE(y_b)``) or
-    per-sample shares ``(B, N)``. ``y``: class ids ``(B,)`` or probability rows ``(B, K)``.
-    """
-    k = logits.shape[1]
-    rows = one_hot(y, k) if not y.is_floating_point() else y.float()
-    w = weights if isinstance(weights, Tensor) else torch.tensor([float(v) for v in weights])
-    w = w.to(logits.device, torch.float32)
-    w = w.unsqueeze(0).expand(index.shape[0], -1) if w.dim() == 1 else w
-    target = (w.unsqueeze(-1) * rows[index]).sum(1)
-    return soft_cross_entropy(logits, target)
-
-
-@contextmanager
-def preserved_buffers(module: nn.Module) -> Iterator[None]:
-    """Restore every buffer of ``module`` (BatchNorm statistics, counters) on leaving the block."""
-    saved = [(b, b.detach().clone()) for b in module.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, v in saved:
-                b.copy_(v)
-
-
+# ----------------------------------------------------------------------------------- feature tap
 class _FirstOutput:
     """Forward hook that keeps the first tensor output of a module (the first call of each pass)."""
 
@@ -197,6 +94,7 @@ class MixLearner(nn.Module):
         self.teacher = copy.deepcopy(model)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
+            p.grad = None
         if not isinstance(feature_layer, str):
             raise TypeError(f"feature_layer must be a dotted module name (str), got {type(feature_layer).__name__}")
         layer = get_module(self.teacher, feature_layer)  # UnknownLayerError with close matches
