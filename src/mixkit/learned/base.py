@@ -37,7 +37,7 @@ _HEAD_KEYS = ("head_mix_q", "head_one_q", "head_mix_k")
 
 # ----------------------------------------------------------------------------------- feature tap
 class _FirstOutput:
-    """Forward hook that keeps the first tensor output of a module (the first call of each pass)."""
+    """Forward hook that keeps (a copy of) the first tensor output of a module, from its first call."""
 
     def __init__(self) -> None:
         self.value: Optional[Tensor] = None
@@ -46,11 +46,14 @@ class _FirstOutput:
         if self.value is not None:
             return
         if isinstance(output, Tensor):
-            self.value = output
+            value = output
         elif isinstance(output, (tuple, list)):
-            self.value = next((o for o in output if isinstance(o, Tensor)), None)
-        if self.value is None:
+            value = next((o for o in output if isinstance(o, Tensor)), None)
+        else:
+            value = None
+        if value is None:
             raise TypeError(f"the feature layer returned a {type(output).__name__} without a tensor")
+        self.value = value.detach().clone()  # a copy: later in-place ops of the model cannot change it
 
 
 def infer_channels(module: nn.Module) -> Optional[int]:
