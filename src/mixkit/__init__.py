@@ -6,6 +6,7 @@ from .losses import SoftTargetCrossEntropy, bce_on_softmax, bce_with_logits_soft
 from .integrations import MixCollate, MixTransform
 from . import mixers as _mixers
 from .mixers import *  # noqa: F401,F403 -- every mixer class: mixkit.mixers.__all__
+from .learned import AdAutoMix, AutoMix, MixLearner
 from .result import MixResult
 from .labels import one_hot, smooth
 from .targets import soft_targets
@@ -15,6 +16,9 @@ __version__ = "0.1.0"
 __all__ = [
     "MixResult",
     *_mixers.__all__,
+    "MixLearner",
+    "AutoMix",
+    "AdAutoMix",
     "MixCollate",
     "MixTransform",
     "soft_targets",

@@ -47,6 +47,7 @@ __all__ = [
     "is_available",
     "spatial_dims",
     "saliency_guided",
+    "is_learned",
     "create",
     "describe",
     "check_kwargs",
@@ -120,11 +121,13 @@ def _is_method(cls: type) -> bool:
 
 
 def _builtin_classes() -> List[type]:
-    """The built-in method classes: subclasses of :class:`~mixkit.mixers.base.Mixer` defined in mixkit
-    that set a ``name`` (importing :mod:`mixkit.mixers` imports every module of the package)."""
+    """The built-in method classes: the subclasses of :class:`~mixkit.mixers.base.Mixer` and of
+    :class:`~mixkit.learned.MixLearner` defined in mixkit that set a ``name`` (importing
+    :mod:`mixkit.mixers` imports every module of the package)."""
+    from .learned import MixLearner
     from .mixers import Mixer
 
-    out, todo, seen = [], list(Mixer.__subclasses__()), set()
+    out, todo, seen = [], list(Mixer.__subclasses__()) + list(MixLearner.__subclasses__()), set()
     while todo:
         cls = todo.pop(0)
         if cls in seen:
@@ -308,6 +311,12 @@ def spatial_dims(name: str) -> Tuple[int, ...]:
 def saliency_guided(name: str) -> bool:
     """Whether the method is guided by a saliency map (its class's ``saliency_guided``)."""
     return bool(get_class(name).saliency_guided)
+
+
+def is_learned(name: str) -> bool:
+    """Whether the method is a learner (AutoMix, AdAutoMix: it trains a mask generator with the model and
+    returns the loss of a step, see :class:`~mixkit.learned.MixLearner`) rather than a mixer."""
+    return bool(getattr(get_class(name), "learned", False))
 
 
 def create(name: str, **overrides: Any):

@@ -54,15 +54,17 @@ def test_full_bench_writes_results_and_reuses_finished_runs(tmp_path):
     assert ckpts and {p: p.stat().st_mtime_ns for p in (tmp_path / "state").glob("*.pt")} == ckpts
 
 
-def test_resume_after_interruption_gives_the_uninterrupted_numbers(tmp_path):
-    cfg = BenchConfig(methods=["cutmix"], seeds=[3], epochs=3, out=str(tmp_path / "a"), **TINY, **QUICK_EVAL)
+@pytest.mark.parametrize("method", ["cutmix", "automix", "adautomix"])
+def test_resume_after_interruption_gives_the_uninterrupted_numbers(tmp_path, method):
+    # the learners (AutoMix, AdAutoMix) also checkpoint their teacher, generator and step counter
+    cfg = BenchConfig(methods=[method], seeds=[3], epochs=3, out=str(tmp_path / "a"), **TINY, **QUICK_EVAL)
     ds = load_bench_data(cfg)
-    full = train_run(cfg, ds, "cutmix", 3, tmp_path / "a")
+    full = train_run(cfg, ds, method, 3, tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):  # killed in the middle of the second epoch
-        train_run(cfg, ds, "cutmix", 3, tmp_path / "b", stop_after_steps=4)
-    part = read_jsonl(tmp_path / "b" / "state" / "cutmix-s3.jsonl")
+        train_run(cfg, ds, method, 3, tmp_path / "b", stop_after_steps=4)
+    part = read_jsonl(tmp_path / "b" / "state" / f"{method}-s3.jsonl")
     assert [r["epoch"] for r in part] == [0]
-    resumed = train_run(cfg, ds, "cutmix", 3, tmp_path / "b")
+    resumed = train_run(cfg, ds, method, 3, tmp_path / "b")
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("time", "train_time_s", "images_per_s", "config", "env")} for r in rs]
     assert strip(resumed) == strip(full)
 

@@ -26,11 +26,12 @@ import torch.distributed as dist
 from torch import nn
 
 from .. import registry
+from ..hooks import stage_names
 from ..losses import bce_on_softmax, soft_cross_entropy
+from ..sampling import derive_seed
 from ..targets import one_hot, soft_targets
 from .config import BenchConfig
 from .data import DataSplit, random_crop_flip
-from ..sampling import derive_seed
 from .io import atomic_torch_save, atomic_write_jsonl, env_info, read_jsonl
 from .models import build_model
 
@@ -91,7 +92,11 @@ def build_mixer(cfg: BenchConfig, method: str, num_classes: int, model: Optional
     if method == "vanilla":
         return None
     kw = method_params(cfg, method)
-    kw.setdefault("mode", cfg.mode)
+    if registry.is_learned(method):  # AutoMix / AdAutoMix: the generator reads the second-to-last stage
+        if "feature_layer" not in cfg.params_for(method):
+            kw["feature_layer"] = stage_names(model)[-2]
+    else:
+        kw.setdefault("mode", cfg.mode)
     kw["num_classes"] = num_classes
     if registry.spec(method).needs_model:
         kw["model"] = model
@@ -173,12 +178,19 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
     net: nn.Module = model
     if di.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          nesterov=cfg.nesterov)
     n = ds.x_train.shape[0]
     steps_per_epoch = math.ceil(n / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
     mixer = build_mixer(cfg, method, ds.num_classes, model, ds.mean, ds.std)
+    # a learner (AutoMix, AdAutoMix) trains its mask generator with the model: one optimiser for both
+    learner = mixer if method != "vanilla" and registry.is_learned(method) else None
+    if learner is not None:
+        if di.enabled:
+            raise ValueError(f"{method}: learned mixing under torchrun is not supported yet; run it in one process")
+        learner.to(device).set_total_steps(cfg.epochs * steps_per_epoch)
+    trained = learner.param_groups(lr=cfg.lr) if learner is not None else model.parameters()
+    opt = torch.optim.SGD(trained, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.nesterov)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
     params = method_params(cfg, method)
     K = ds.num_classes
     mean = torch.tensor(ds.mean, device=device).view(1, -1, *([1] * ds.spatial_dims))
@@ -194,6 +206,8 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck.get("key") == key:
             model.load_state_dict(ck["model"])
+            if learner is not None:
+                learner.load_state_dict(ck["learner"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             records = ck["records"]
@@ -227,18 +241,15 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
             # zero before mixing: saliency methods with clean_lam > 0 leave the clean-loss gradient in
             # .grad on purpose, to be added to the mixed loss's gradient (PuzzleMix / Co-Mixup)
             opt.zero_grad(set_to_none=True)
-            logits = None
             with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
-                if mixer is None:
-                    inputs, target = xb, one_hot(yb, K, cfg.smoothing)
+                if learner is not None:  # the learner's own loss: classifier terms + generator terms
+                    loss = learner(xb, yb, generator=g_mix).loss
                 else:
-                    res = mixer.mix(xb, yb, generator=g_mix, **({"forward": net} if mixer.runs_model else {}))
-                    inputs, target, logits = res.inputs, soft_targets(yb, res, K, cfg.smoothing), res.outputs
-                if logits is None:
-                    logits = net(inputs)
-            loss = soft_cross_entropy(logits, target) if cfg.loss == "soft_ce" else bce_on_softmax(logits, target)
+                    loss = _mixed_step_loss(cfg, net, mixer, xb, yb, K, g_mix)
             loss.backward()
             opt.step()
+            if learner is not None:
+                learner.update_teacher()
             sched.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -265,16 +276,35 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
             rec["replica_checksums"] = checks
         if rec["final"] and di.main:
             rec["metrics"] = _final_metrics(cfg, ds, model, norm, device, seed, records + [rec], metrics)
+            if learner is not None:  # the papers evaluate the classifier; the EMA teacher's numbers beside it
+                rec["metrics"]["teacher_top1"], rec["metrics"]["teacher_nll"] = _quick_eval(
+                    learner.teacher, ds.x_test, ds.y_test, norm, device)
         rec.update(params=params, run_key=key, config=conf, env=env, time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
         records.append(rec)
         if di.main:
-            atomic_torch_save({"key": key, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "records": records}, ckpt_path)
+            state = {"key": key, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict(), "records": records}
+            if learner is not None:
+                state["learner"] = learner.state_dict()  # teacher, generator, step counter, schedule
+            atomic_torch_save(state, ckpt_path)
             atomic_write_jsonl(records_path, records)
             if on_epoch is not None:
                 on_epoch(records)
         di.barrier()
     return records
+
+
+def _mixed_step_loss(cfg: BenchConfig, net: nn.Module, mixer, xb, yb, K: int, g_mix) -> torch.Tensor:
+    """The loss of one step of vanilla training (``mixer`` None) or of a mixer: mix, forward, soft targets."""
+    logits = None
+    if mixer is None:
+        inputs, target = xb, one_hot(yb, K, cfg.smoothing)
+    else:
+        res = mixer.mix(xb, yb, generator=g_mix, **({"forward": net} if mixer.runs_model else {}))
+        inputs, target, logits = res.inputs, soft_targets(yb, res, K, cfg.smoothing), res.outputs
+    if logits is None:
+        logits = net(inputs)
+    return soft_cross_entropy(logits, target) if cfg.loss == "soft_ce" else bce_on_softmax(logits, target)
 
 
 def _final_metrics(cfg, ds, model, norm, device, seed, records, metrics) -> Dict[str, Any]:

@@ -18,7 +18,7 @@ def _result(inputs: Tensor, index: Tensor, weights: Tensor, mask: Tensor, lam: T
     b = inputs.shape[0]
     return MixResult(inputs=inputs, index=index, weights=weights, lam=lam,
                      mixed=torch.ones(b, dtype=torch.bool, device=inputs.device), params=dict(params or {}),
-                     full_mask=mask)
+                     share_map=mask)
 
 
 def shares(mask: Tensor) -> Tensor:

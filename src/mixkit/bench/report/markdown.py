@@ -121,6 +121,14 @@ def delta_table(summary: Summary) -> Optional[str]:
     return _md_table(header, rows)
 
 
+def _teacher_table(summary: Summary) -> Optional[str]:
+    rows = [[r.method, _fmt_stat(r.stats["top1"], "acc"), _fmt_stat(r.stats["teacher_top1"], "acc")]
+            for r in summary.rows if r.stats.get("teacher_top1") is not None]
+    if not rows:
+        return None
+    return _md_table(["method", "classifier top-1 final (%)", "EMA teacher top-1 final (%)"], rows)
+
+
 def _per_seed_table(summary: Summary) -> Optional[str]:
     seeds = _sort_seeds({s for r in summary.rows for s in r.per_seed["top1"]})
     if not seeds:
@@ -257,6 +265,11 @@ def render_report(summary: Summary, plots: Sequence[str] = (), *, results_name: 
         pst = _per_seed_table(summary)
         if pst is not None:
             lines += ["### Final top-1 per seed (%)", "", pst, ""]
+        tt = _teacher_table(summary)
+        if tt is not None:
+            lines += ["### Learned mixing: classifier and EMA teacher", "", tt, "",
+                      "The tables above evaluate the trained classifier, as the AutoMix / AdAutoMix papers do; "
+                      "the EMA teacher that drives the mask generator is shown here beside it.", ""]
         lines += ["## Hyper-parameters", "", _params_table(summary), ""]
     if summary.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in summary.notes] + [""]

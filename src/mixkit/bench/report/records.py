@@ -90,4 +90,5 @@ def _final_values(run: _Run, k: int) -> Dict[str, Optional[float]]:
         "occlusion_auc": _first(m.get("occlusion_auc"), _dict(occ).get("auc")),
         "robust_top1": _first(m.get("robust_top1")),
         "images_per_s": statistics.fmean(ips) if ips else None,
+        "teacher_top1": _num(m.get("teacher_top1")),
     }

@@ -34,6 +34,7 @@ METRICS: Dict[str, Tuple[str, str]] = {
     "occlusion_auc": ("occlusion AUC", "acc"),
     "robust_top1": ("clean top-1 (robustness subset)", "acc"),
     "images_per_s": ("images/s", "speed"),
+    "teacher_top1": ("EMA teacher top-1 final", "acc"),
 }
 
 #: metrics with a paired difference to vanilla
