@@ -1,9 +1,7 @@
 """Co-Mixup's joint labelling of the outputs of each group (official ``get_onehot_matrix``), batched.
 
-Co-Mixup (Kim, Choo, Jeong, Song, ICLR 2021) labels every block of every output of a group with the
-input it comes from (or half of each of two inputs), minimising the unary saliency costs, a label
-smoothness term and a supermodular diversity penalty jointly; see :class:`mixkit.mixers.comixup.CoMixup`
-for the objective. Each output's grid labelling is solved by :func:`mixkit.masks.grid_mrf.solve_grid_mrf`.
+The objective is :class:`mixkit.mixers.comixup.CoMixup`'s; each output's grid labelling is solved by
+:func:`mixkit.masks.grid_mrf.solve_grid_mrf`.
 """
 from __future__ import annotations
 

@@ -1,30 +1,9 @@
-"""Low-frequency Fourier masks on 1-, 2- and 3-D grids (FMix).
+"""Low-frequency Fourier masks on 1-, 2- and 3-D grids (FMix), batched on ``(n, *shape)`` on any device.
 
-FMix (Harris et al., "FMix: Enhancing Mixed Sample Data Augmentation", arXiv 2002.12047) thresholds a
-random image with a ``1 / f ** decay_power`` spectrum: a grey-scale "cloud" whose top ``lam * N`` pixels
-form the mask. Everything here is batched on ``(n, *shape)`` and runs on any device:
-
-* :func:`fftfreq_grid` -- frequency magnitudes on the rfft grid of a ``shape``;
-* :func:`low_freq_images` -- ``n`` random low-frequency images in one batched ``irfftn``;
-* :func:`binarise` -- exact top-k binarisation per row (random ceil/floor of ``lam * N``), optionally
-  with the official symmetric soft ramp around the threshold;
-* :func:`fmix_masks` -- the two steps together.
-
-Differences from the official numpy code (``ecs-vlc/FMix/fmix.py``), all deliberate:
-
-* **3-D frequency grid.** The official ``fftfreqnd(h, w, z)`` returns a grid of shape ``(h, z, w//2+1)``
-  while ``irfftn(spectrum, (h, w, z))`` reads it as ``(h, w, z//2+1)``: the axis roles are swapped, which
-  is only right for cubic volumes. Here axis ``i`` of the grid always carries the frequencies of axis ``i``
-  of ``shape``; the last axis is the rfft axis.
-* **Odd last side.** The official code keeps ``w//2 + 2`` bins for odd ``w``; ``irfftn`` ignores the extra
-  one. Here the grid has exactly the ``shape[-1] // 2 + 1`` bins ``torch.fft.irfftn(..., s=shape)`` reads,
-  so the result is the same.
-* **Spectrum scale.** ``1 / max(f, 1/max(shape)) ** decay_power`` as in the official code, divided by its
-  maximum (the DC weight ``max(shape) ** decay_power``) so large decay powers cannot overflow float32.
-  This rescales every image by the same constant: masks are unchanged.
-* **Batched and vectorised.** One ``randn`` and one ``irfftn`` for all ``n`` images, one ``topk`` for all
-  rows of :func:`binarise` (no Python loop over the batch). Randomness comes from an explicit
-  ``torch.Generator`` (drawn on its device), never from ``numpy.random`` / ``random``.
+A random image with a ``1 / f ** decay_power`` spectrum (:func:`low_freq_images`, on the rfft grid of
+:func:`fftfreq_grid`) is thresholded at its top ``lam * N`` pixels (:func:`binarise`); :func:`fmix_masks`
+does both. Where this differs from the official numpy code (``ecs-vlc/FMix/fmix.py``), and why:
+docs/methods/fmix.md.
 """
 from __future__ import annotations
 

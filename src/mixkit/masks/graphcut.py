@@ -1,12 +1,10 @@
 """Batched, exact solvers for small multi-label grid MRFs (PuzzleMix's labelling step), pure PyTorch.
 
-PuzzleMix (Kim, Choo, Song, ICML 2020) labels each block of a ``block_num x block_num`` grid with one
-of ``L`` mixing ratios by minimising a 4-connected grid energy; the official code calls pyGCO's
-alpha-beta swap (``gco.cut_grid_graph(..., algorithm="swap")``) once per sample on the CPU, with every
-cost multiplied by ``1000 * block_num**2`` and truncated to int32. This module replaces it by solvers
-that run batched on any device, need no compiled extension, and return a *global* minimum.
-
-The energy (identical for every solver here and for pyGCO's ``cut_grid_graph``)::
+They replace the official code's pyGCO alpha-beta swap (a local minimum on int32-scaled costs, one CPU call
+per sample, see docs/methods/puzzlemix.md) by solvers that run batched on any device, need no compiled
+extension and return a *global* minimum, so never an energy above pyGCO's on the same costs (checked in
+``tests/test_graphcut.py``, measured in ``benchmarks/graphcut_vs_gco.py``). The energy, identical for every
+solver here and for pyGCO's ``cut_grid_graph``::
 
     E(x) = sum_{r,c} unary[r, c, x[r,c]]
          + sum_{r,c} w_v[r, c] * pairwise[x[r,c], x[r+1,c]]      (vertical edges,   w_v: (H-1, W))
@@ -14,36 +12,27 @@ The energy (identical for every solver here and for pyGCO's ``cut_grid_graph``):
 
 with a batch dimension in front of ``unary (B, H, W, L)``, ``w_v (B, H-1, W)``, ``w_h (B, H, W-1)``,
 a shared label-cost matrix ``pairwise (L, L)`` and integer labels ``x (B, H, W)``.
-:func:`energy` evaluates it in float64.
+:func:`energy` evaluates it in float64. Solvers (:func:`solve_grid` picks one with ``method="auto"``):
 
-Solvers (:func:`solve_grid` picks one with ``method="auto"``):
-
-* :func:`solve_dp` -- **exact for any costs** (any ``pairwise``, any signs). Dynamic programming over
-  the cells in row-major order with a frontier ("broken profile") of the last ``W`` labels: ``L**W``
-  states, each cell a min-plus update over the one label leaving the frontier, so a cell costs
-  ``O(L**(W+1))`` and the whole grid ``O(H W L**(W+1))`` (the grid is transposed so that ``W`` is the
-  shorter side). :func:`solve_grid` uses it where it is the faster exact solver (``L**W <= 81``:
-  PuzzleMix's 2x2 and 4x4 grids) and, for costs the min-cut does not cover, up to ``L**W <=
-  max_states`` (default 3**8 = 6561, i.e. 8x8 grids with 3 labels).
+* :func:`solve_dp` -- **exact for any costs** (any ``pairwise``, any signs): dynamic programming over
+  the cells in row-major order with a frontier ("broken profile") of the last ``W`` labels, ``L**W``
+  states, each cell a min-plus update over the one label leaving the frontier: ``O(H W L**(W+1))`` for
+  the grid (transposed so that ``W`` is the shorter side). ``auto`` uses it for ``L**W <= 81``
+  (PuzzleMix's 2x2 and 4x4 grids) and, for costs the min-cut does not cover, up to ``max_states``
+  (default 3**8 = 6561: 8x8 grids with 3 labels).
 * :func:`solve_mincut` -- **exact when** ``pairwise[i, j] = f(i - j)`` with ``f`` convex (PuzzleMix's
   ``(i - j)**2 / (L - 1)**2`` is) **and every edge weight is >= 0** (PuzzleMix's are whenever
-  ``gamma <= 1`` and the de-normalised images lie in [0, 1]). Ishikawa's construction (Ishikawa,
-  "Exact optimization for Markov random fields with convex priors", TPAMI 2003) turns the energy into
-  one s-t minimum cut on ``L - 1`` layers of the grid, solved by a batched synchronous push-relabel
-  max-flow (Goldberg & Tarjan 1988; the parallel grid form of Vineet & Narayanan's "CUDA cuts")
-  with global relabelling, in exact integer arithmetic (integers held in float64, all sums below
-  2**53). Costs are first scaled per sample by a power of two so that the largest term is about
-  2**36 and rounded: integer costs (such as the official int32-scaled ones) are solved exactly, float
-  costs are solved exactly after a rounding of at most 2**-37 of the sample's largest term.
-* :func:`refine_strips` -- a descent used only when neither exactness condition holds (non-convex
-  ``pairwise`` or negative weights on a grid too wide for the DP): block-coordinate descent whose
-  moves re-label a whole strip of rows (or columns) *exactly* with the DP, given the rest; the
-  energy never increases. Started from the min-cut solution of the weights clamped at 0 (or from
-  the unary minimum). Not guaranteed optimal.
-
-Versus pyGCO: alpha-beta swap only reaches a local minimum with respect to swap moves; both exact
-solvers return an energy <= any labelling's, so <= pyGCO's on the same costs (checked in
-``tests/test_graphcut.py`` and measured in ``benchmarks/graphcut_vs_gco.py``).
+  ``gamma <= 1`` and the de-normalised images lie in [0, 1]): Ishikawa's construction (Ishikawa,
+  "Exact optimization for Markov random fields with convex priors", TPAMI 2003), one s-t minimum cut
+  on ``L - 1`` layers of the grid, solved by a batched synchronous push-relabel max-flow (Goldberg &
+  Tarjan 1988; the parallel grid form of Vineet & Narayanan's "CUDA cuts") with global relabelling, in
+  exact integer arithmetic (integers held in float64; the costs are scaled per sample by a power of two
+  and rounded, so integer costs such as the official int32-scaled ones are solved exactly, see
+  :func:`solve_mincut`).
+* :func:`refine_strips` -- a descent for the costs neither exact solver covers (non-convex ``pairwise``,
+  or negative weights on a grid too wide for the DP): exact DP moves on whole strips of rows or
+  columns, started from the min-cut of the weights clamped at 0 (or from the unary minimum); the
+  energy never increases, but it is not guaranteed optimal.
 """
 from __future__ import annotations
 

@@ -1,12 +1,9 @@
 """Fine-grained static saliency (Montabone & Soto, 2010), batched and vectorised in torch.
 
-SaliencyMix (Uddin et al., ICLR 2021) locates its box with OpenCV's ``StaticSaliencyFineGrained``
-(opencv-contrib, ``saliency`` module), an implementation of the intensity channel of
-
-    S. Montabone and A. Soto, "Human detection using a mobile platform and novel features derived from
-    a visual saliency mechanism", Image and Vision Computing 28(3), 2010.
-
-The algorithm is a centre-surround difference computed with integral images at several scales:
+The intensity channel of S. Montabone and A. Soto, "Human detection using a mobile platform and novel
+features derived from a visual saliency mechanism", Image and Vision Computing 28(3), 2010, as OpenCV's
+``StaticSaliencyFineGrained`` (opencv-contrib, ``saliency`` module) computes it for SaliencyMix (Uddin et
+al., ICLR 2021): a centre-surround difference computed with integral images at several scales.
 
 1. grayscale: ``gray = w . channels`` (luma for RGB);
 2. smoothing: two passes of the 3-tap binomial kernel ``[1, 2, 1] / 4`` per axis (what OpenCV's
@@ -18,43 +15,11 @@ The algorithm is a centre-surround difference computed with integral images at s
 4. ``on`` and ``off`` are summed over the scales, each sum is divided by its maximum over the image,
    and the saliency is ``(on + off) / max(on + off)`` in ``[0, 1]``.
 
-Because the on and off channels are normalised *separately* (as in OpenCV), the dark surround of an
-isolated bright blob on a flat background (darker than every window that holds the blob: the off
-channel) scores about as high as the blob itself (the on channel): both reach about 1, and the argmax
-may fall in that surround, within the reach of the smallest windows (12 px) -- or, with clipped
-windows, near the border. OpenCV behaves the same way (its 8-bit map often has ties at 255 there).
-
-Here every step is a tensor operation over the whole batch: the window sums come from cumulative
-sums along one axis at a time (a box is a product of intervals, so the N-D box sum is separable),
-gathered at clipped per-axis indices, so the cost is O(B * N * scales) on any device, with no Python
-loop over pixels or samples.
-
-Deliberate differences from OpenCV (documented approximations):
-
-* **float arithmetic, no uint8 rounding.** OpenCV rounds the gray image, the blurred image and every
-  per-scale map to uint8 and truncates. We keep float32 (float64 for float64 input). The result is
-  invariant to affine intensity changes ``a * x + b`` (``a > 0``), so the input need not be in
-  ``[0, 255]`` (normalised tensors are fine).
-* **OpenCV needs 8-bit input.** It reads the gray image as ``uint8`` (``Mat::at<uchar>``) whatever its
-  type. The official SaliencyMix passes the *normalised float32* tensor (HWC), so OpenCV reads raw
-  float bytes as pixel values and the "saliency" it returns is a pattern of the float bit layout
-  (verified with opencv-contrib 4.10: a bright blob on a dark normalised background gets its peak in
-  a corner, with a 4-pixel periodic stripe pattern over the image). We compute the saliency of the
-  actual image, which is what the paper describes.
-* **channel order.** OpenCV converts with ``BGR2GRAY`` (weights 0.114, 0.587, 0.299 for channels
-  0, 1, 2); the official code passes RGB tensors, so its weights are reversed. We use the RGB luma
-  weights (0.299, 0.587, 0.114) for 3 channels and the plain channel mean otherwise (``gray_weights``
-  overrides).
-* **borders.** OpenCV clips the surround's far corner to ``size - 1`` in integral-image coordinates,
-  so the last row/column is never part of any surround (and the last pixel's window excludes the
-  pixel itself, though its value is still subtracted). We clip to the image: every window contains its
-  centre pixel and may include the last row/column.
-* **no uint8 overflow.** OpenCV stores ``on + off`` (up to 510) in a uint8, which wraps around where
-  a pixel is brighter than its surround at some scales and darker at others (visible as dark rings
-  around bright blobs). We normalise the sum by its maximum instead.
-* **constant images** (OpenCV divides by zero) give an all-zero map.
-* **N-D.** The same definition is applied to sequences (1 spatial dim) and volumes (3 spatial dims):
-  blur along every axis, surround windows per axis.
+Every step is a tensor operation over the whole batch (the N-D window sums are separable: cumulative sums
+along one axis at a time, gathered at clipped per-axis indices), ``O(B * N * scales)`` on any device, with
+no Python loop over pixels or samples; sequences and volumes use the same definition per axis. It differs
+from OpenCV on purpose (float arithmetic, RGB channel order, borders, no uint8 overflow, constant images);
+those differences, and why the dark surround of a bright blob scores high: docs/methods/saliencymix.md.
 """
 from __future__ import annotations
 
@@ -133,7 +98,8 @@ def static_saliency(x: Tensor, *, scales: Sequence[int] = FINE_GRAINED_SCALES,
         ``(B, *spatial)`` saliency in ``[0, 1]`` (float32, or float64 for float64 input), with maximum
         1 unless the image is constant (then all zeros). No gradient flows through it.
 
-    See the module docstring for the algorithm and the deliberate differences from OpenCV.
+    See the module docstring for the algorithm, docs/methods/saliencymix.md for the deliberate differences
+    from OpenCV.
     """
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point tensor of shape (B, C, *spatial)")

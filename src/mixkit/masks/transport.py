@@ -1,30 +1,12 @@
 """Saliency-driven block transport of PuzzleMix (Kim, Choo, Song, ICML 2020), batched in PyTorch.
 
-After the labelling step, PuzzleMix moves the blocks of each source image so that its salient
-blocks land where the mask keeps that image. The official code (``snu-mllab/PuzzleMix``
-``mixup.py``: ``cost_matrix``, ``mask_transport``, ``transport_image``) approximates the assignment
-problem ``min_P sum_ij P_ij * cost_ij`` over block permutations with a few greedy rounds:
-
-* ``cost[i, j] = eps * C[i, j] - s_i * [mask_j > 0]`` where ``C[i, j]`` is the squared grid distance
-  between blocks ``i`` and ``j`` divided by ``(n - 1)**2`` (``n`` = grid side) and ``s`` is the image's
-  block saliency normalised to sum to 1: moving salient block ``i`` to a position ``j`` where the
-  image is kept is rewarded, and long moves are penalised;
-* each round every source block picks its cheapest destination; among the blocks that picked the
-  same destination the cheapest wins (ties: lowest block index) and every loser's chosen entry is
-  raised by 1 before the next round; ``n`` rounds; the winners of the last round are the plan.
-
-Deliberate differences from the official code (bugs avoided):
-
-* **Conflicts are resolved among the blocks that chose the destination.** The official code takes
-  ``argmin_i (plan * cost)[i, j]`` over *all* rows, where the zeros of the blocks that did not choose
-  ``j`` compete too: a destination whose choosers all have a positive cost is won by nobody.
-* **The result is always a permutation.** In the official plan, blocks that lost the last round
-  have no destination and destinations nobody won receive nothing: ``transport_image`` (a matmul with
-  the 0/1 plan) fills them with zeros (a flat block of the dataset mean colour after normalisation),
-  which shows wherever the mask keeps that image, and the dropped blocks' content is lost. Here the
-  blocks left unassigned after the last round are completed into a permutation: a block whose own
-  position is free stays in place, the others fill the remaining free positions in index order.
-  Every block is moved exactly once, so the transported image is a rearrangement of the original.
+After the labelling step, PuzzleMix moves the blocks of each source image so that its salient blocks land
+where the mask keeps that image: ``cost[i, j] = eps * C[i, j] - s_i * [mask_j > 0]`` (``C`` the squared grid
+distance between blocks ``i`` and ``j`` over ``(n - 1)**2`` for a grid side ``n``, :func:`transport_cost`;
+``s`` the image's block saliency, summing to 1), assigned by the official greedy rounds
+(:func:`greedy_assignment`) and completed into a permutation (:func:`complete_permutation`), so every block
+is moved exactly once. How this differs from the official ``mask_transport`` / ``transport_image``, which
+can drop blocks: docs/methods/puzzlemix.md.
 """
 from __future__ import annotations
 
@@ -53,6 +35,8 @@ def transport_cost(grid: Tuple[int, int], device=None, dtype: torch.dtype = torc
 def greedy_assignment(cost: Tensor, n_iter: int) -> Tuple[Tensor, Tensor]:
     """The official greedy rounds on ``cost (B, n, n)`` (rows: source blocks, columns: destinations).
 
+    Each round every source picks its cheapest destination; among the sources that picked the same one the
+    cheapest wins (ties: the lowest index) and every loser's chosen entry is raised by 1 for the next round.
     Returns ``choice (B, n)`` int64 (the destination each source picked in the last round) and
     ``win (B, n)`` bool (whether it won that destination); the winners form a partial permutation.
     """

@@ -25,117 +25,58 @@ __all__ = ["CoMixup"]
 class CoMixup(Mixer):
     """Co-Mixup: every output mixes blocks of several inputs, chosen jointly for the whole group.
 
-    For each group ("partition") of ``m_part`` inputs, Co-Mixup builds as many outputs. Output ``o``
-    is a labelling ``z_o`` of a grid of blocks (``m_block_num`` per axis): block ``p`` of output ``o``
-    comes from input ``z_o(p)``, or half from each of two inputs. The labellings minimise (paper eq. 3,
-    official ``obj_fn``)
+    Each group of ``m_part`` inputs gives as many outputs. Output ``o`` labels each block ``p`` of a grid
+    (``m_block_num`` blocks per axis) with the input ``z_o(p)`` it comes from, or half of each of two, and the
+    labellings minimise jointly (paper eq. 3, official ``obj_fn``)::
 
-        ``sum_o sum_p c(p, z_o(p))  +  beta'/2 sum_o sum_{p~q} ||z_o(p) - z_o(q)||^2
-          + gamma' [ (sum_o n_o)^T A (sum_o n_o) - sum_o n_o^T A n_o ]``
+        sum_o sum_p c(p, z_o(p))  +  beta'/2 sum_o sum_{p~q} ||z_o(p) - z_o(q)||^2
+          + gamma' [ (sum_o n_o)^T A (sum_o n_o) - sum_o n_o^T A n_o ]
 
-    with ``c_i(p) = -s_i(p) - eta' log pi_i``: ``s_i`` the block saliency of input ``i`` (channel-RMS
-    of the input gradient of the loss, average-pooled to blocks and normalised to sum to 1 per input),
-    ``pi ~ Dirichlet(alpha * 1)`` one draw per group (a prior on how much each input is used),
-    ``n_o(i)`` the number of blocks of output ``o`` taken from input ``i``, and ``A`` the compatibility
-    matrix ``(1 - omega) I + omega * D / sum(D) * n`` where ``D`` holds the L1 distances between the
-    inputs' most salient locations (argmax of the saliency averaged over 8-pixel windows). The last
-    term is the supermodular *diversity* penalty: using the same input in many outputs is expensive.
-    ``beta' = beta / N``, ``gamma' = gamma / N``, ``eta' = eta / N`` for ``N`` blocks.
-
-    The minimisation follows the official ``get_onehot_matrix``: a random initial labelling, then
-    ``m_niter`` outer iterations, each visiting the outputs of the group one after another
-    (block-coordinate descent): remove output ``o``'s counts from the running totals; replace the
-    diversity term by its thresholded modular approximation ``2 gamma' * 1[A t > tau] * (A t)``
-    (``t`` the other outputs' counts, ``tau = m_thres * N``; ``m_thres_type="soft"`` uses
-    ``A t - tau``); solve output ``o``'s grid labelling; add its counts back. From the second
-    iteration on, an output that uses two inputs may also label a block "half of each" (three
-    half-half labels among its three most used inputs when it uses three or more), with label-pair
-    cost 0.25 to each constituent. After iteration ``m_niter - 2`` (``set_resolve``), outputs with the
-    same set of inputs get an extra cost ``gamma'`` on one of those inputs so that they split. A group
-    stops early when the objective changes by less than 1e-6 (relative).
-
-    Targets: an output's label weight for input ``i`` is the share of its pixels taken from ``i``
-    (half blocks count half): ``sum_i (area of i's blocks / total) * y_i`` (official ``mix_input``).
-
-    Model, train/eval state and gradients (official ``main.py``; see methods.md 19.4): the saliency
-    pass runs through :func:`mixkit.saliency.input_gradient_saliency`. With ``clean_lam > 0`` (default
-    1.0) the model runs in train mode on the clean batch and the gradient of
-    ``2 * clean_lam * CE / num_classes`` is deliberately *left* in the parameters' ``.grad``: the
-    "clean input regularisation" that the official trainer adds to the mixed loss's gradient (call
-    ``optimizer.zero_grad()`` *before* ``mix``, as :mod:`mixkit.bench.trainer` does). With
-    ``clean_lam == 0`` the pass runs in eval mode and leaves ``.grad`` as it was. The model's
-    train/eval state is restored either way. ``optimizer.step`` is never called.
+    with ``c_i(p) = -s_i(p) - eta' log pi_i`` (``s_i`` the block saliency of input ``i``, the channel-RMS of the
+    input gradient of the loss pooled to blocks, summing to 1; ``pi ~ Dirichlet(alpha * 1)`` per group),
+    ``n_o(i)`` the number of blocks of output ``o`` taken from input ``i``, ``A = (1 - omega) I + omega * D /
+    sum(D) * n`` (``D``: L1 distances between the inputs' saliency peaks) and ``beta' = beta / N``,
+    ``gamma' = gamma / N``, ``eta' = eta / N`` for ``N`` blocks. An output's label weight for input ``i`` is the
+    share of its pixels taken from ``i`` (half blocks count half).
 
     Args:
-        model: the classifier. Kept as a plain attribute, not a submodule: the mixer's
-            ``parameters()``/``state_dict()`` do not include it.
-        alpha: Dirichlet concentration of the prior ``pi`` (official ``--mixup_alpha 2.0``);
+        model: the classifier (for the saliency pass; a plain attribute, not a submodule).
+        alpha: Dirichlet concentration of the prior ``pi`` (default 2.0, official ``--mixup_alpha``);
             ``mixup_alpha=`` is accepted as an alias.
-        m_block_num: blocks per spatial axis (official 4, i.e. a 4x4 grid of 8-pixel blocks on
-            32x32 images); ``-1`` draws ``2 ** U{1..4}`` per call, as the official code. Axes shorter
-            than ``m_block_num`` get one block per cell.
-        m_part: group (partition) size (official 20).
-        m_beta: label smoothness ``beta`` (official 0.32; README range 0.16 to 0.48).
-        m_gamma: diversity coefficient ``gamma`` (official 1.0).
-        m_thres: threshold ``tau / N`` of the modular approximation (official 0.83).
-        m_thres_type: ``"hard"`` (official) or ``"soft"``.
-        m_eta: prior coefficient ``eta`` (official 0.05).
-        m_omega: compatibility coefficient ``omega`` (official 0.001).
-        set_resolve: break identical outputs (official True).
-        m_niter: outer iterations (official 4; its README suggests 3 to save time).
-        clean_lam: clean input regularisation (official 1.0; 0 = eval-mode saliency, no gradient left).
+        m_block_num: blocks per spatial axis (default 4, official); ``-1`` draws ``2 ** U{1..4}`` per call, as
+            the official code. Axes shorter than ``m_block_num`` get one block per cell.
+        m_part: group (partition) size (default 20, official).
+        m_beta: label smoothness ``beta`` (default 0.32, official; README range 0.16 to 0.48).
+        m_gamma: diversity coefficient ``gamma`` (default 1.0, official).
+        m_thres: threshold ``tau / N`` of the modular approximation of the diversity term (default 0.83, official).
+        m_thres_type: ``"hard"`` (default, official) or ``"soft"``.
+        m_eta: prior coefficient ``eta`` (default 0.05, official).
+        m_omega: compatibility coefficient ``omega``, in ``[0, 1]`` (default 0.001, official).
+        set_resolve: break identical outputs (default True, official).
+        m_niter: outer iterations of the solver (default 4, official; its README suggests 3 to save time).
+        clean_lam: > 0 (default 1.0, official): the saliency pass runs in train mode on the clean batch and the
+            gradient of ``2 * clean_lam * CE / num_classes`` is left in the parameters' ``.grad``, the official
+            "clean input regularisation" (call ``optimizer.zero_grad()`` *before* ``mix``); 0: eval mode,
+            ``.grad`` left as it was. The model's train/eval state is restored either way; ``optimizer.step``
+            is never called.
         shuffle_partition: form the groups from a random permutation of the batch (default True).
-        compat_kernel: window of the saliency averaging that locates each input's peak for ``A``
-            (official 8).
-        solver_sweeps: maximum sweeps of the per-output grid solver (see below; default 8).
-        mode: only changes how ``p`` is applied (``"batch"``: the whole batch is mixed or not;
-            ``"sample"``: each row is selected with probability ``p`` and the selected rows form the
-            groups). Co-Mixup's masks and label weights are always per output.
-        p, num_classes, smoothing, inplace: see :class:`Mixer` (``no_self_pairs`` has no effect: an
-            output is not paired with a particular input).
+        compat_kernel: window of the saliency averaging that locates each input's peak for ``A`` (default 8,
+            official).
+        solver_sweeps: maximum sweeps of the per-output grid solver (default 8).
+        mode: only changes how ``p`` is applied (``"batch"``: the whole batch is mixed or not; ``"sample"``: the
+            rows selected with probability ``p`` form the groups); masks and label weights are always per output.
+        p, num_classes, smoothing, inplace: see :class:`Mixer` (``no_self_pairs`` has no effect: an output is
+            not paired with a particular input).
 
-    ``mix(x, y)`` needs the labels (class ids ``(B,)`` or probabilities ``(B, K)``) for the saliency.
-    A batch that is not mixed (B = 1, or skipped by ``p`` in batch mode) is returned unchanged without
-    running the model, so no clean gradient is added for it.
-    Works on 1-D, 2-D and 3-D data (block grids per axis).
+    ``mix(x, y)`` needs the labels (class ids ``(B,)`` or probabilities ``(B, K)``). ``MixResult.index``
+    ``(B, k)``: column 0 is the row itself, columns 1.. the other inputs of its output (largest share first),
+    padded with the row's own index and weight 0. ``weights`` ``(B, k)`` float32: the realised pixel shares
+    (rows sum to 1). ``mask`` (stored whole in ``share_map``) ``(B, k, *spatial)`` float32 in ``{0, 0.5, 1}``,
+    summing to 1 at every pixel. ``lam`` is ``None``. ``params``: ``labels`` ``(B, *grid, k)`` block shares,
+    ``grid``, ``groups`` (list of row index tensors), ``prior`` ``(B,)`` (each input's Dirichlet prior in its
+    group), ``objective`` ``(n_groups,)`` (the final objective), ``saliency`` ``(B, *spatial)``, ``clean_loss``.
 
-    Result: ``MixResult.index`` ``(B, k)``: column 0 is the row itself, columns 1.. the other inputs
-    that contribute to the output (largest share first), padded with the row's own index and weight 0;
-    ``k`` = 1 + the largest number of other contributors. ``weights`` ``(B, k)`` float32: the realised
-    pixel shares (rows sum to 1; equal to the block-count shares when the sizes are divisible by the
-    grid). ``mask`` (stored whole in ``share_map``) ``(B, k, *spatial)`` float32 per-pixel shares in
-    ``{0, 0.5, 1}``, summing to 1 at every pixel. ``lam`` is ``None``: there is no sampled lambda (the
-    realised share of the row itself is ``weights[:, 0]``). ``params``: ``labels`` ``(B, *grid, k)`` block shares, ``grid``, ``groups`` (list of row
-    index tensors), ``prior`` ``(B,)`` the Dirichlet prior of each input within its group,
-    ``objective`` ``(n_groups,)`` the final objective, ``saliency`` ``(B, *spatial)``.
-
-    Deliberate differences from the official code (``snu-mllab/Co-Mixup``, ``match.py``/``mixup.py``):
-
-    * **solver** (:mod:`mixkit.masks.comixup_labeling`, :mod:`mixkit.masks.grid_mrf`). The official
-      code solves each output's labelling with pyGCO's alpha-beta swap graph cut on the CPU
-      (integer-scaled costs, one process per partition). Here the groups are solved together, batched
-      in torch on the input's device, by exact dynamic programming along grid lines:
-      starting from the unary minimiser (and, separately, from the best single-label labelling), every
-      row (then every column, ...) is re-labelled optimally given its neighbours (Viterbi), alternating
-      lines of even and odd parity, until nothing changes; the better of the two runs is kept. Each
-      step is an exact conditional minimisation, so the energy never increases; on 1-D data the
-      solution is exact. Like alpha-beta swap it is a local method. On 3x3 grids checked by brute
-      force it finds the optimum in 92-100% of the problems; on 300 per-output problems shaped like
-      Co-Mixup's (4x4 grid, 20 inputs, half labels, penalties) it found a lower energy than pyGCO's
-      alpha-beta swap in 50, a higher one in 12 and the same in 238. With this solver plugged into a
-      line-by-line re-statement of the official ``get_onehot_matrix`` (same draws, same tie rule), the
-      labellings are identical, so everything around the solver follows the official code.
-    * **groups.** The official code cuts the batch into consecutive chunks of ``m_part`` and a last
-      smaller chunk (a last chunk of 1 is never mixed, e.g. B = 101). Here the groups are
-      ``ceil(B / m_part)`` near-equal groups (sizes differ by at most one) of a random permutation.
-    * **degenerate inputs.** A zero saliency (e.g. a saturated model) gives NaN costs in the official
-      code; here it is treated as uniform. Likewise a group whose inputs all peak at the same location
-      gets ``A = (1 - omega) I`` instead of NaN.
-    * **non-divisible sizes.** The official code pools with ``block = W // m_block_num`` (square images
-      assumed) and labels by block counts; here each axis has its own grid, the saliency is pooled
-      adaptively and the label weights are the exact pixel shares of the upsampled mask.
-    * label-pair costs, the half-half labels (including the official ``- 5e-4`` tie-break) and the
-      thresholded modular penalty follow the official code exactly.
+    See docs/methods/comixup.md.
     """
 
     name = "comixup"

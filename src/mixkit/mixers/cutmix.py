@@ -16,29 +16,27 @@ __all__ = ["CutMix"]
 
 
 class CutMix(Mixer):
-    """CutMix: paste a box from the partner; label weight = the realised (clipped) share.
+    """CutMix: paste a box of the partner into the anchor; the label weight is the realised (clipped) box share.
 
-    ``lam ~ Beta(alpha, alpha)``; the box covers ``1 - lam`` of the grid before clipping: each side is
-    ``size * (1 - lam) ** (1/d)`` for ``d`` spatial dims (square root on images, the plain fraction on
-    sequences, cube root on volumes), so the box follows each dim's own size on non-square inputs. The
-    centre is uniform over the whole grid as in the official code, and the box is clipped at the border.
-
-    Fidelity notes (see the official ``rand_bbox``):
-      * the official box is ``2 * (cut // 2)`` wide (one pixel short for odd cuts); here it is ``cut`` wide;
-      * the official code names rows "W" and columns "H"; here dims are handled by position, so
-        non-square inputs get the right aspect (a known bug class in ports);
-      * the label weight is ``1 - box_volume / N`` from the *clipped* box (as the official code's
-        "adjusted lambda"), so it always equals the mean of the mask. ``correct_lam=False`` keeps the
-        sampled lambda instead (timm's option; the labels then no longer match the pixels).
+    ``lam ~ Beta(alpha, alpha)``; the box covers ``1 - lam`` of the grid before clipping (each side
+    ``floor(size_i * (1 - lam) ** (1/d))`` for ``d`` spatial dims), its centre is uniform over the grid and it is
+    clipped at the border; the partner ``x[perm]`` fills the box, the anchor the rest. The anchor's label weight
+    is ``1 - |clipped box| / N``, the mean of its mask.
 
     Args:
-        alpha: Beta concentration (official README: 1.0; OpenMixup CIFAR configs: 0.2).
-        minmax: optional ``(min, max)`` box side ratio (timm's ``cutmix_minmax``): sides uniform in
-            ``[min * size, max * size]`` independent of lambda, box fully inside.
-        correct_lam: use the realised box share as the label weight (default True).
-        mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
+        alpha: Beta concentration (default 1.0, the official README's; the official ``--beta`` defaults to 0,
+            i.e. off; OpenMixup's CIFAR configs use 0.2).
+        minmax: optional ``(min, max)`` box side ratio (timm's ``cutmix_minmax``): each side uniform in
+            ``[min * size, max * size]`` independently of ``lam``, the box fully inside (default None).
+        correct_lam: the label weight is the realised box share (default True); False keeps the sampled
+            ``lam`` (timm's option; the labels then no longer match the pixels).
+        mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer` (the official
+            ``--cutmix_prob`` is ``p``: 0.5 on CIFAR, 1.0 on ImageNet).
 
-    ``MixResult.params`` holds ``box_lo``/``box_hi`` ``(n, d)`` int64 (``n`` = 1 in batch mode).
+    ``MixResult.params``: ``box_lo``, ``box_hi`` ``(n, d)`` int64, the clipped boxes ``[lo, hi)`` (``n`` = 1 in
+    batch mode, B in sample mode; rows not selected by ``p`` have an empty box).
+
+    See docs/methods/cutmix.md.
     """
 
     name = "cutmix"

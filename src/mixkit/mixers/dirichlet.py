@@ -1,10 +1,5 @@
-"""Multi-sample MixUp: convex combinations of k examples with Dirichlet weights.
-
-The MixUp paper (Zhang et al., ICLR 2018, §3.1 discussion) mentions combinations of more than two
-examples with Dirichlet weights; Co-Mixup (Kim et al., ICLR 2021) draws its priors from a Dirichlet too.
-AdAutoMix (Qin et al., ICLR 2024) instead normalises k i.i.d. Beta draws, which is *not* a Dirichlet
-(it is less peaked: with k=3, alpha=1, E[max w] = 0.52 vs 0.61); ``weights="normalized_beta"`` gives it.
-"""
+"""Dirichlet MixUp: convex combinations of k samples with Dirichlet weights (the multi-sample remark of
+Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -23,15 +18,23 @@ __all__ = ["DirichletMixUp"]
 
 
 class DirichletMixUp(Mixer):
-    """``x~ = sum_j w_j x[pi_j]`` with ``w ~ Dir(alpha * 1_k)`` and k-1 independent random pairings.
+    """Dirichlet MixUp: a convex combination of k samples, with weights drawn from a Dirichlet.
+
+    ``w ~ Dir(alpha * 1_k)`` (one draw per batch, or one per row in sample mode); column 0 is the sample itself
+    and columns 1 .. k-1 are independent random pairings ``pi_j``: ``x~_i = sum_j w_j x_{pi_j(i)}``, and the
+    label weights are ``w``. With ``k = 2`` this is MixUp with a ``Beta(alpha, alpha)`` lambda.
 
     Args:
-        alpha: Dirichlet concentration (default 1.0).
-        k: number of sources per output sample (default 3; k=2 is MixUp with a Beta(alpha, alpha) lambda).
-        weights: ``"dirichlet"`` (default) or ``"normalized_beta"`` (AdAutoMix's i.i.d. Betas, normalised).
+        alpha: Dirichlet concentration (default 1.0: uniform on the simplex).
+        k: number of sources per output sample, >= 2 (default 3).
+        weights: ``"dirichlet"`` (default) or ``"normalized_beta"`` (AdAutoMix: k i.i.d. ``Beta(alpha, alpha)``
+            draws divided by their sum, a less peaked law than the Dirichlet).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    ``MixResult.index`` is ``(B, k)`` with column 0 the sample itself; ``weights`` ``(B, k)`` sum to 1.
+    ``MixResult.index`` ``(B, k)`` (column 0 the sample itself) and ``weights`` ``(B, k)`` float32 (rows sum to 1);
+    ``lam`` is ``weights[:, 0]``; ``params`` is empty.
+
+    See docs/methods/dirichlet_mixup.md.
     """
 
     name = "dirichlet_mixup"

@@ -20,37 +20,27 @@ __all__ = ["FMix"]
 class FMix(Mixer):
     """FMix: keep the anchor where a thresholded low-frequency random image is high, the partner elsewhere.
 
-    ``lam ~ Beta(alpha, alpha)``. A random image with a ``1 / f ** decay_power`` spectrum is drawn on the
-    input's spatial grid (taken from ``x`` at call time: any size, non-square images, non-cubic volumes,
-    1-D sequences) and its top ``lam * N`` pixels (``ceil`` or ``floor`` at random) form the anchor's
-    share: ``x_mix = mask * x + (1 - mask) * x[perm]``, the mask broadcast over channels.
-
-    Modes: ``"batch"`` (the paper and official code) uses ONE mask and one permutation for the whole batch;
-    ``"sample"`` draws a lambda and a mask per sample (one batched ``irfftn`` and one ``topk``).
+    ``lam ~ Beta(alpha, alpha)``; a random image with a ``1 / f ** decay_power`` spectrum is drawn on the input's
+    grid (any size, 1-, 2- or 3-D) and its top ``ceil`` or ``floor`` (at random) of ``lam * N`` pixels form the
+    anchor's mask ``M`` (``max_soft > 0``: a symmetric linear ramp around the threshold);
+    ``x~ = M * x + (1 - M) * x[perm]``, the mask broadcast over channels. The anchor's label weight is the
+    realised ``mean(M)`` (within ``1/N`` of ``lam``). One mask per batch (``mode="batch"``, as the paper) or one
+    per row (``"sample"``).
 
     Args:
-        alpha: Beta concentration (official default 1.0; OpenMixup CIFAR configs use 0.2).
-        decay_power: spectral decay ``delta`` > 0 (official default 3.0); larger gives smoother masks.
-        max_soft: half-width of a linear soft edge around the threshold, as a share of the pixels, in
-            ``[0, 0.5]`` (official default 0.0: a hard mask). See :func:`mixkit.masks.fourier.binarise`.
+        alpha: Beta concentration (default 1.0, official; OpenMixup's CIFAR configs use 0.2).
+        decay_power: spectral decay ``delta`` > 0 (default 3.0, official); larger gives smoother masks.
+        max_soft: half-width of the soft edge around the threshold, as a share of the pixels, in ``[0, 0.5]``
+            (default 0.0, official: a hard mask). See :func:`mixkit.masks.fourier.binarise`.
         reformulate: the FMix repository's reformulated objective: ``lam ~ Beta(alpha + 1, alpha)`` and the
-            target is the anchor's label only, so ``weights`` are ``(1, 0)`` by design (as ``MixUp``).
+            anchor's label alone, so ``weights`` are ``(1, 0)`` by design (default False).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    Result: ``share_map`` is the anchor's mask ``(n, 1, *spatial)`` (``n`` = 1 in batch mode, else B): bool for
-    hard masks, float32 with ``max_soft > 0``; ``lam`` the sampled lambda; ``params["num"]`` the number
-    of pixels (the ramp's centre for soft masks) kept from the anchor per mask.
+    ``MixResult.share_map``: the anchor's mask ``(n, 1, *spatial)`` (``n`` = 1 in batch mode, else B), bool for
+    hard masks, float32 with ``max_soft > 0``. ``params``: ``num`` ``(n,)`` int64, the number of pixels kept from
+    the anchor per mask (the ramp's centre for soft masks).
 
-    Where this deliberately differs from the official code (``ecs-vlc/FMix``):
-      * the label weight is the realised mask mean per sample, not the sampled lambda the official code
-        returns. With the exact top-k threshold the two differ by at most ``1/N`` (and the symmetric soft
-        ramp keeps the mean), so the official value is off only by that rounding; the mean is exact;
-      * 3-D masks use a correct frequency grid for non-cubic volumes (the official ``fftfreqnd`` swaps
-        axis roles, right only for cubes);
-      * the size comes from ``x`` instead of a fixed ``size`` argument, and all randomness from the
-        ``generator`` instead of numpy / ``random`` / scipy global state;
-      * ``mode="sample"`` (a mask per sample) is an extension; the paper uses one mask per batch.
-    Hard masks are applied with ``torch.where`` (exact pixel copies, also in fp16/bf16).
+    See docs/methods/fmix.md.
     """
 
     name = "fmix"

@@ -20,38 +20,22 @@ __all__ = ["GMix"]
 class GMix(Mixer):
     """GMix: the minority image fills a Gaussian kernel of mass ``min(lam, 1 - lam)``; label = its realised mean.
 
-    Algorithm (official ``naver-ai/hmix-gmix``, ``gmix_gaussian_kernel`` and the ``gmix`` branch):
-    ``lam ~ Beta(alpha, alpha)``, ``l = min(lam, 1 - lam)``, a centre ``c`` uniform over the pixels and a
-    peak-1 kernel whose untruncated integral is ``l * N``::
-
-        g(p) = exp(-pi * sum_i ((p_i - c_i) / size_i) ** 2 / l ** (2/d))
-        lam < 0.5:   share of the anchor = g          (the anchor is the minority image)
-        lam >= 0.5:  share of the anchor = 1 - g      (the partner is the minority image)
-
-    so the kernel's peak (share 1) always belongs to the image with the smaller share. The label weight
-    of the anchor is the mean of its realised share map (per sample), not the sampled ``lam``: the border
-    truncates the kernel (|difference| is about 0.08 on average on 32x32 images, with zero mean).
-
-    Non-square and 1-/3-D grids: the kernel is written in per-axis normalised coordinates
-    ``u_i = (p_i - c_i) / size_i`` (std ``sigma_i = size_i * l ** (1/d) / sqrt(2 pi)`` pixels, see
-    :func:`mixkit.masks.gaussian.sigma_for_mass`), so its untruncated mean over the grid is ``l`` for every
-    aspect ratio and dimensionality and the blob stretches with the grid (an ellipse on a 17x41 image), as
-    CutMix's box does. For square images this is exactly the official ``exp(-pi * d2 / (l * H * H))``.
+    ``lam ~ Beta(alpha, alpha)``, ``l = min(lam, 1 - lam)``, a centre ``c`` uniform over the pixels and the
+    peak-1 kernel ``g(p) = exp(-pi * sum_i ((p_i - c_i) / size_i) ** 2 / l ** (2/d))``, whose untruncated mean
+    over the grid is ``l`` for every aspect and dimensionality (:func:`mixkit.masks.gaussian.sigma_for_mass`).
+    The anchor's share is ``g`` if ``lam < 0.5`` (the anchor is the minority image), else ``1 - g``;
+    ``x~ = share * x + (1 - share) * x[perm]``. The anchor's label weight is the mean of its share (the border
+    truncates the kernel, so it is not ``lam``).
 
     Args:
         alpha: Beta concentration (default 1.0).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    Differences from the official code (a fork of timm's ``Mixup``):
-      * the official kernel builds its grid as ``H x H`` and scales by ``H * H`` (it assumes square
-        images: on ``H != W`` the mask has the wrong shape or mass); here every axis uses its own size;
-      * the official code is batch mode only and pairs with ``x.flip(0)``; here both modes (sample mode:
-        a centre and a lambda per row, vectorised) and any batch size;
-      * ``l = 0`` (``lam`` exactly 0 or 1) gives an all-zero kernel (the limit of its mass), not a single
-        peak pixel.
-
     ``MixResult.params``: ``centre`` ``(n, d)`` float32 pixel coordinates, ``sigma`` ``(n, d)`` float32 per-axis
-    std in pixels, ``minority_anchor`` ``(n,)`` bool (``lam < 0.5``). ``MixResult.share_map``: ``(n, 1, *spatial)`` float32.
+    std in pixels, ``minority_anchor`` ``(n,)`` bool (``lam < 0.5``); ``share_map`` ``(n, 1, *spatial)`` float32
+    (``n`` = 1 in batch mode, B in sample mode).
+
+    See docs/methods/gmix.md.
     """
 
     name = "gmix"

@@ -24,62 +24,29 @@ Range = Union[float, Tuple[float, float]]
 class GridMix(Mixer):
     """GridMix: the partner fills a regular lattice of holes inside a random crop of the anchor.
 
-    Two different methods share this name:
-
-    * Baek, Bang and Shim, "GridMix: Strong regularization through local context mapping", Pattern
-      Recognition 2021: swaps whole grid cells between images and adds a per-cell classification loss.
-      No official code is public; it is **not** implemented here.
-    * ``IlyaDobrynin/GridMixup`` (GridMask + CutMix), the code that OpenMixup's ``gridmix`` ports (even
-      though OpenMixup's tables cite the paper above). **This class implements this one.**
-
-    Algorithm, per draw (one draw per batch in ``mode="batch"``, as the reference; one per row in
-    ``mode="sample"``):
-
-    1. ``lam ~ U(alpha[0], alpha[1])`` for a pair ``alpha`` (the reference's default), or
-       ``lam ~ Beta(alpha, alpha)`` for a number;
-    2. a crop covering ``cut_area_ratio`` of the image with aspect ``cut_aspect_ratio``, placed fully
-       inside;
-    3. ``n_holes`` lattice cells along the last (width) axis: ``period = ceil(crop_width / n_holes)``,
-       the other axes' period is ``int(period * hole_aspect_ratio)``; each hole side is
-       ``clamp(int(period * sqrt(1 - lam)), 1, period - 1)`` (``(1 - lam) ** (1/d)`` on ``d``-D data);
-    4. ``x~ = x * (1 - M) + x[perm] * M`` for the hole mask ``M``; the anchor's label weight is the
-       realised ``1 - mean(M)`` (exact, from a closed-form hole count), not the sampled ``lam``.
-
-    Ranges (``n_holes``, ``hole_aspect_ratio``, ``cut_area_ratio``, ``cut_aspect_ratio``) may be a number or a
-    ``(min, max)`` pair sampled uniformly (``n_holes`` as an integer, both ends included). The mask is
-    built from one 1-D pattern per axis by broadcasting: no loop over holes or over the batch.
-
-    Works on 1-D (a periodic pattern of gaps along the sequence; the aspect ratios have no effect), 2-D
-    and 3-D data (``hole_aspect_ratio`` sets the period of every axis but the last; ``cut_aspect_ratio``
-    acts on the last two axes).
-
-    Deliberate differences from the reference code:
-
-    * the crop follows the image's own aspect: its sides are ``H * sqrt(a * r)`` and ``W * sqrt(a / r)``
-      for area ratio ``a`` and aspect ``r`` (identical to the reference on square images). The reference
-      uses ``sqrt(H * W * a / r)`` pixels for both, and lets the crop overflow the image when
-      ``a * r > 1`` (e.g. the default ``cut_aspect_ratio=2``): the crop offset goes negative and numpy /
-      torch slicing then wraps the holes to the opposite border or drops them. Here every crop side is
-      clamped to the image;
-    * OpenMixup's port names ``size[2]`` "W" and ``size[3]`` "H" and builds a ``(W, H)`` mask, which is
-      wrong on non-square images; dims are handled by position here;
-    * the reference raises when ``n_holes > crop_width // 2`` and its hole vanishes when
-      ``int(period * hole_aspect_ratio) < 2``; here every period is at least 2 pixels instead, so a
-      draw never fails and a mixed row always has holes;
-    * the crop corner is uniform over all positions that keep it inside (the reference's
-      ``int((W - w) * U(0, 1))`` almost never reaches the last position).
+    The method of ``IlyaDobrynin/GridMixup`` (GridMask + CutMix, what OpenMixup's ``gridmix`` ports), not Baek
+    et al.'s GridMix (Pattern Recognition 2021, no public code, not implemented). Per draw (one per batch, or
+    one per row in sample mode): ``lam ~ U(alpha)`` for a pair, ``Beta(alpha, alpha)`` for a number; a crop
+    covering ``cut_area_ratio`` of the image with aspect ``cut_aspect_ratio``, placed fully inside;
+    ``n_holes`` lattice cells along the last axis (``period = ceil(crop_width / n_holes)``, the other axes'
+    period ``int(period * hole_aspect_ratio)``, every period at least 2); hole sides
+    ``clamp(int(period * (1 - lam) ** (1/d)), 1, period - 1)``. ``x~ = (1 - M) * x + M * x[perm]`` for the hole
+    mask ``M``; the anchor's label weight is the realised ``1 - mean(M)`` (exact, from a closed-form count).
 
     Args:
-        alpha: ``(min, max)`` of a uniform lambda (default ``(0.1, 0.9)``, the reference's default), or a
-            positive number for ``lam ~ Beta(alpha, alpha)`` (OpenMixup's form; its CIFAR configs use 0.2).
-        n_holes: holes along the last axis, int or ``(min, max)`` (default ``(2, 6)``, OpenMixup).
+        alpha: ``(min, max)`` of a uniform lambda (default ``(0.1, 0.9)``, the reference's), or a positive
+            number for ``lam ~ Beta(alpha, alpha)`` (OpenMixup's form; its CIFAR configs use 0.2).
+        n_holes: holes along the last axis, int or ``(min, max)`` (default ``(2, 6)``, OpenMixup's; reference 20).
         hole_aspect_ratio: period of the other axes / period of the last axis (default 1.0).
         cut_area_ratio: share of the image covered by the crop, in ``(0, 1]`` (default ``(0.5, 1.0)``).
         cut_aspect_ratio: crop height/width relative to the image's (default ``(0.5, 2.0)``).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    ``MixResult.share_map`` is the anchor's bool map ``(B or 1, 1, *spatial)`` (True = anchor); ``params``
-    holds ``crop_lo``, ``crop_hi``, ``period``, ``hole`` (int64 ``(n, d)``, ``n`` = 1 in batch mode).
+    The four ranges may be a number or a ``(min, max)`` pair drawn uniformly (``n_holes`` as an int, both ends
+    included). ``MixResult.share_map``: the anchor's bool map ``(n, 1, *spatial)`` (True = anchor); ``params``:
+    ``crop_lo``, ``crop_hi``, ``period``, ``hole`` ``(n, d)`` int64 (``n`` = 1 in batch mode, B in sample mode).
+
+    See docs/methods/gridmix.md.
     """
 
     name = "gridmix"

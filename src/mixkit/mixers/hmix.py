@@ -55,40 +55,25 @@ def hmix_share(sizes: Sequence[int], lam: Tensor, lo: Tensor, hi: Tensor) -> Tup
 class HMix(Mixer):
     """HMix: MixUp everywhere, plus a box of pure partner pixels; label weight = the realised share.
 
-    Algorithm (official ``naver-ai/hmix-gmix``, ``hmix_bbox_and_lam``):
-    ``lam ~ Beta(alpha, alpha)``; a CutMix box of area ``(1 - lam) * r`` of the grid (side
-    ``size_i * ((1 - lam) r) ** (1/d)`` per axis: square root on images, plain fraction on sequences,
-    cube root on volumes), centre uniform over the grid, clipped at the border. With
-    ``cutmix_lam = 1 - box_volume / N`` (realised, per sample) and ``mixup_lam = lam / cutmix_lam``::
-
-        x~ = mixup_lam * x + (1 - mixup_lam) * x[perm]   outside the box
-        x~ = x[perm]                                      inside the box
-
-    so the anchor's share map ``M`` is ``mixup_lam`` outside the box and 0 inside, and its label weight
-    is ``mean(M) = mixup_lam * cutmix_lam`` (``= lam`` unless clamped, see :func:`hmix_share`).
-    ``r = 0`` is MixUp; ``r = 1`` with a box whose area is exactly ``(1 - lam) N`` is CutMix. (With the
-    integer box sides the unclipped box is usually a little smaller than ``(1 - lam) N``; HMix then spreads
-    the remainder as a slight blend outside the box, and its label stays ``lam``.)
-
-    Draw order: lambda, box, partner (as :class:`~mixkit.mixers.cutmix.CutMix`, so ``r=1`` sees the same
-    box as CutMix under the same seed); for ``r = 0`` no box is drawn (lambda, partner: exactly
-    :class:`~mixkit.mixers.mixup.MixUp`'s draws).
+    ``lam ~ Beta(alpha, alpha)``; a CutMix box covering ``r * (1 - lam)`` of the grid (sides
+    ``floor(size_i * ((1 - lam) r) ** (1/d))``, centre uniform, clipped at the border). With
+    ``cutmix_lam = 1 - |box| / N`` and ``mixup_lam = lam / cutmix_lam`` (clamped to ``[0, 1]``), the anchor's
+    share is 0 inside the box and ``mixup_lam`` outside (``x~ = x[perm]`` inside, a MixUp blend outside), and
+    its label weight is the share's mean ``mixup_lam * cutmix_lam`` (``= lam`` unless clamped, see
+    :func:`hmix_share`). ``r = 0`` is MixUp (the same draws); ``r = 1`` is almost CutMix (the same box under the
+    same seed).
 
     Args:
         alpha: Beta concentration (default 1.0).
-        r: box area ratio in ``[0, 1]`` (default 0.5, the value of the paper's Fig. 3). The official code's
-            default ``hmix_ratio=1.0`` makes HMix plain CutMix (up to the integer box rounding above); set
-            ``r`` explicitly when comparing with published runs.
+        r: box area ratio in ``[0, 1]`` (default 0.5, the paper's Fig. 3; the official default
+            ``hmix_ratio=1.0`` makes HMix CutMix, so set ``r`` explicitly when comparing with published runs).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    Differences from the official code (a fork of timm's ``Mixup``):
-      * the official code is batch mode only, pairs with ``x.flip(0)`` (needs an even batch) and handles
-        2-D images only; here both modes, any batch size and 1-/2-/3-D inputs are supported;
-      * the box is ``cut`` cells wide per axis (the timm/CutMix box is ``2 * (cut // 2)``), as CutMix here;
-      * ``mixup_lam`` is clamped to ``[0, 1]`` and the label is the mean of the realised share map.
+    ``MixResult.params``: ``box_lo``, ``box_hi`` ``(n, d)`` int64, ``mixup_lam`` ``(n,)`` float32 and
+    ``cutmix_lam`` ``(n,)`` float64 (``n`` = 1 in batch mode, B in sample mode); ``share_map``
+    ``(n, 1, *spatial)`` float32.
 
-    ``MixResult.params``: ``box_lo``/``box_hi`` ``(n, d)`` int64, ``mixup_lam`` ``(n,)`` float32 and
-    ``cutmix_lam`` ``(n,)`` float64 (``n`` = 1 in batch mode). ``MixResult.share_map``: ``(n, 1, *spatial)`` float32.
+    See docs/methods/hmix.md.
     """
 
     name = "hmix"

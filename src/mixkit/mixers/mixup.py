@@ -15,19 +15,20 @@ __all__ = ["MixUp"]
 
 
 class MixUp(Mixer):
-    """MixUp: ``x~ = lam * x + (1 - lam) * x[perm]``, ``y~ = lam * y + (1 - lam) * y[perm]``, ``lam ~ Beta(alpha, alpha)``.
+    """MixUp: a convex combination of two samples and of their labels.
 
-    Official code (facebookresearch/mixup-cifar10): one lambda per batch, alpha = 1.0 on CIFAR
-    (0.2 on ImageNet), pairing by a random permutation (self-pairs allowed).
+    ``lam ~ Beta(alpha, alpha)`` (one per batch, or one per row in sample mode) and a partner ``j = perm[i]``:
+    ``x~_i = lam * x_i + (1 - lam) * x_j``; the anchor's label weight is ``lam``. No mask.
 
     Args:
-        alpha: Beta concentration (default 1.0).
+        alpha: Beta concentration (default 1.0, the official CIFAR value; 0.2 on ImageNet).
         reformulate: the FMix repository's "reformulated" MixUp: ``lam ~ Beta(alpha + 1, alpha)`` and the
-            target is the *first* (anchor) label only, which matches the symmetric objective in
-            expectation. ``weights`` are then ``(1, 0)`` by design, not the realised share.
+            target is the anchor's label alone, so ``weights`` are ``(1, 0)`` by design (default False).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    Works on 1-, 2- and 3-D data. In sample mode each row gets its own lambda and partner.
+    ``MixResult.params`` is empty; ``lam`` ``(B,)`` float32 is the sampled lambda.
+
+    See docs/methods/mixup.md.
     """
 
     name = "mixup"

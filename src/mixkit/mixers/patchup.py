@@ -66,71 +66,50 @@ def block_keep_mask(shape: Sequence[int], gamma_adj: float, block_size: int,
 class PatchUp(HiddenLayerMixer):
     """PatchUp: swap (hard) or interpolate (soft) DropBlock-style blocks of a hidden feature map.
 
-    Per forward pass: ``lam ~ Beta(alpha, alpha)``, a partner permutation and a layer drawn uniformly
-    from ``layers`` (draw order: lambda, partner, layer; the masks are drawn inside the forward, once
-    the feature-map size is known, from the generator kept in ``MixParams.generator``, and stored in
-    the params so that replaying them draws nothing). At a hidden layer with feature map ``h (B, C, *spatial)``:
+    Per forward pass: ``lam ~ Beta(alpha, alpha)``, a partner ``perm`` and a layer uniform over ``layers``
+    (draw order: lambda, partner, layer; the block masks are drawn inside the forward, once the map's size is
+    known, from the generator kept in ``MixParams.generator``, and stored in the params, so a replay draws
+    nothing). At a hidden layer with map ``h (B, C, *spatial)`` every position is a block centre with
+    probability ``gamma_adj = gamma * N / prod_i(b (s_i - b + 1))`` (:func:`adjusted_gamma`), each centre
+    alters the ``block_size`` block around it (:func:`block_keep_mask`) and ``holes = 1 - keep``::
 
-    * block mask: every position is a block centre with probability
-      ``gamma_adj = gamma * N / prod_i(b (s_i - b + 1))`` (:func:`adjusted_gamma`); each centre alters the
-      ``block_size`` block around it (:func:`block_keep_mask`); ``holes = 1 - keep``;
-    * hard: ``h <- keep * h + holes * h[perm]``;
-      soft: ``h <- keep * h + holes * (lam * h + (1 - lam) * h[perm])``;
-    * targets (official ``target_reweighted``), with ``changed = mean(holes)`` over ``(C, *spatial)``
-      and ``unchanged = 1 - changed``: hard ``unchanged * y + changed * y[perm]``; soft
-      ``(unchanged + lam * changed) * y + (1 - lam) * changed * y[perm]``. These are exactly the shares
-      of each source in the mixed feature map, and are ``MixResult.weights``, so
-      ``soft_targets(y, res, K)`` is the paper's reweighted target.
+        hard:  h <- keep * h + holes * h[perm]
+        soft:  h <- keep * h + holes * (lam * h + (1 - lam) * h[perm])
 
-    At ``"input"`` the official code does **input CutMix** (``lam ~ Beta(1, 1)``, box label = realised
-    area), in both hard and soft mode; so does this class (``cutmix_alpha``).
-
-    The paper trains with a three-term loss, :func:`patchup_loss` / :meth:`loss`; with a soft-target
-    criterion instead, ``soft_targets(y, res, K)`` is the reweighted target alone.
+    With ``changed = mean(holes)`` over ``(C, *spatial)`` and ``u = 1 - changed``, the label weights are each
+    source's share of the mixed map (the official ``target_reweighted``): hard ``(u, changed)``, soft
+    ``(u + lam * changed, (1 - lam) * changed)``. At ``"input"`` PatchUp is input CutMix (``lam ~
+    Beta(cutmix_alpha, cutmix_alpha)``, label = the realised box share) for both types. The paper's three-term
+    loss is :meth:`loss` / :func:`patchup_loss`; ``soft_targets(y, res, K)`` is the reweighted target alone.
 
     Args:
-        model: the network (stored as a plain attribute, not a submodule).
-        layers: where to mix; ``None`` (default) = ``"input"`` and the outputs of the first two stages,
-            the same set as :class:`~mixkit.mixers.manifold.ManifoldMixup` (the PatchUp authors keep
-            ``k`` equal to Manifold Mixup's for fairness, chandar-lab/PatchUp #9). The official
-            PreActResNet code mixes after ``conv1`` and after ``layer1`` instead: pass
-            ``layers=("input", "conv1", "layer1")`` to reproduce it. See ``ManifoldMixup`` for names.
-        block_size: odd side of the altered blocks (official 7). It is clipped to the map size per dim.
-        gamma: target probability of altering a feature before the block adjustment (official code
-            default 0.9; README: soft 0.75, hard 0.5).
-        patchup_type: ``"soft"`` (official default) or ``"hard"`` (the paper's best method). Named after
-            the official ``--patchup_type``; ``mode`` keeps its library meaning (batch/sample).
-        alpha: Beta concentration of the soft-PatchUp lambda (official: Beta(2, 2), hard-coded).
-        cutmix_alpha: Beta concentration of the input-CutMix lambda (official 1.0).
-        p: probability of mixing a batch (official ``--patchup_prob``: code default 0.7; README: soft
-            1.0, hard 0.7). Default 1.0 like every mixkit mixer.
-        mode: ``"batch"`` -- one mask of shape ``(C, *spatial)`` shared by the batch (per channel), one
-            lambda, as the official code; ``"sample"`` -- an independent mask and lambda per sample
-            (vectorised). The layer is drawn once per forward pass in both modes.
+        model: the network (a plain attribute, not a submodule).
+        layers: where to mix; ``None`` (default) = ``"input"`` and the outputs of the first two stages, as
+            :class:`~mixkit.mixers.manifold.ManifoldMixup` (see it for names). The official PreActResNet
+            code mixes after ``conv1`` and ``layer1``: ``layers=("input", "conv1", "layer1")``.
+        block_size: odd side of the altered blocks (default 7, official), clipped to the map size per dim.
+        gamma: target probability of altering a feature before the block adjustment (default 0.9, the
+            official code's; README: soft 0.75, hard 0.5).
+        patchup_type: ``"soft"`` (default, official) or ``"hard"`` (the paper's best), after the official
+            ``--patchup_type`` (``mode`` keeps its batch/sample meaning).
+        alpha: Beta concentration of the soft lambda (default 2.0, the official hard-coded Beta(2, 2)).
+        cutmix_alpha: Beta concentration of the input-CutMix lambda (default 1.0, official).
+        p: probability of mixing a batch or row (default 1.0; the official ``--patchup_prob`` defaults to 0.7;
+            README: soft 1.0, hard 0.7).
+        mode: ``"batch"`` (default, official): one ``(C, *spatial)`` mask and one lambda shared by the batch;
+            ``"sample"``: a mask and a lambda per row. The layer is drawn once per forward pass in both.
         num_classes, smoothing, no_self_pairs: see :class:`~mixkit.mixers.base.Mixer`.
 
-    ``MixResult``: ``inputs = x``, ``outputs`` = logits, ``index = (i, perm[i])``, ``weights`` = the
-    realised shares above (for hard PatchUp the unchanged share), ``lam`` = the sampled lambda (the
-    CutMix lambda at the input; hard PatchUp draws it too but does not use it), ``mixed``, and
-    ``params``: ``layer``, ``patchup_type``
-    (``"hard"``/``"soft"``, or ``"cutmix"`` at the input), ``unchanged`` ``(B,)`` (the official
-    ``total_unchanged_portion``; the CutMix share at the input), ``lam_b`` ``(B,)`` (the anchor's weight
-    in the official ``target_b``: lam for soft, 0 for hard and CutMix), ``keep`` (the bool keep mask,
-    ``(n, C, *spatial)`` at a hidden layer, ``(n, 1, *spatial)`` at the input) and ``gamma_adj``.
-    ``res.mask`` is the CutMix mask at the input and ``None`` at hidden layers (it describes inputs).
+    ``MixResult``: ``inputs = x``, ``outputs`` = the logits, ``index = (i, perm[i])``, ``weights`` the shares
+    above, ``lam`` the sampled lambda (the CutMix lambda at the input; hard PatchUp draws one but does not use
+    it), ``mask`` the CutMix mask at the input and ``None`` at a hidden layer. ``params``: ``layer``,
+    ``patchup_type`` (``"hard"``/``"soft"``, or ``"cutmix"`` at the input), ``unchanged`` ``(B,)`` (the official
+    ``total_unchanged_portion``; the CutMix share at the input), ``lam_b`` ``(B,)`` (the anchor's weight in the
+    official ``target_b``: ``lam`` for soft, 0 for hard and CutMix), ``keep`` (the bool keep mask,
+    ``(n, C, *spatial)`` at a hidden layer, ``(n, 1, *spatial)`` at the input) and ``gamma_adj`` (``None`` at
+    the input).
 
-    Deliberate differences from the official code (chandar-lab/PatchUp, ``modules/patchup.py``):
-      * ``gamma_adj`` is computed on every call from the actual feature-map size, per dim; the official
-        module caches it from its first call (one module serves layers of different sizes) and uses
-        only the last dim (square maps);
-      * ``alpha`` is an argument (default 2.0 = the official hard-coded value; ``--alpha`` is ignored in
-        the official PatchUp mode);
-      * the mixer mixes whenever called, whatever the model's train/eval state (the official module
-        returns its input unchanged in eval mode);
-      * 1-D ``(B, C, L)`` and 3-D maps use a ``block_size`` segment / cube;
-      * the input CutMix uses mixkit's box sampler (see :class:`~mixkit.mixers.cutmix.CutMix`: the box
-        is ``cut`` wide, not ``2 * (cut // 2)``; the label is the realised area, as official) and the
-        same partner as the hidden layers (the official code draws a second permutation for it).
+    See docs/methods/patchup.md.
     """
 
     name = "patchup"

@@ -1,21 +1,5 @@
 """PuzzleMix (Kim, Choo, Song, "Puzzle Mix: Exploiting Saliency and Local Statistics for Optimal
-Mixup", ICML 2020). Official code: ``snu-mllab/PuzzleMix`` (``main.py``, ``mixup.py``).
-
-The whole method, batched in PyTorch, with no pyGCO and no multiprocessing:
-
-1. saliency = channel-RMS of the input gradient of the classification loss
-   (:func:`mixkit.saliency.input_gradient_saliency`, with both ``clean_lam`` behaviours);
-2. a random ``block_num x block_num`` grid (``block_num`` uniform in {2, 4, 8, 16}), ``lam ~
-   Beta(alpha, alpha)`` and a random partner per sample;
-3. a 3-label grid MRF per sample whose labels are the anchor's share {1, 0.5, 0} of each block:
-   unary = the saliency thrown away plus a binomial prior centred on ``lam``, pairwise = label
-   smoothness plus the data smoothness of the de-normalised images across block boundaries
-   (:func:`mixkit.masks.puzzle_costs.puzzle_costs`), minimised *exactly* by :func:`mixkit.masks.graphcut.solve_grid`;
-4. optional optimal-transport-like block moves of each source towards where it is kept
-   (:mod:`mixkit.masks.transport`);
-5. optional adversarial (FGSM-style) noise on the sources, reusing the saliency gradient;
-6. ``x_mix = mask * x1 + (1 - mask) * x2``, label weight = the mask mean per sample.
-"""
+Mixup", ICML 2020)."""
 from __future__ import annotations
 
 import numbers
@@ -42,81 +26,52 @@ _DEFAULT_BLOCKS = (2, 4, 8, 16)
 class PuzzleMix(Mixer):
     """PuzzleMix: saliency-guided 3-level masks from an exact grid MRF, plus block transport.
 
-    The model is **not** a submodule of the mixer (it is a plain attribute, see ``ModelAttr``), so the
-    mixer's ``parameters()`` / ``state_dict()`` never contain it and ``mixer.to()`` does not move it.
+    For the anchor ``x1`` and its partner ``x2 = x[perm]``: the saliency is the channel-RMS of the input
+    gradient of the loss (one forward and backward of the model); a ``block_num x block_num`` grid and
+    ``lam ~ Beta(alpha, alpha)``; the anchor's share ``m`` of each block, in ``{1, 0.5, 0}`` (``n_labels``
+    levels), minimises the saliency thrown away, a binomial prior centred on ``lam`` (``eta``) and label and data
+    smoothness (``beta``, ``gamma``; :func:`mixkit.masks.puzzle_costs.puzzle_costs`), exactly
+    (:func:`mixkit.masks.graphcut.solve_grid`); then each source's blocks may be moved towards where it is kept
+    (``transport``, :mod:`mixkit.masks.transport`) and adversarial noise added (``adv_p``).
+    ``x~ = m * x1 + (1 - m) * x2``; the anchor's label weight is ``mean(m)`` per sample.
 
     Args:
-        model: the classifier being trained (used for the input-gradient saliency pass).
-        alpha: ``lam ~ Beta(alpha, alpha)``, the prior mean of the anchor's share (official 1.0).
-        n_labels: mask levels (official 3: shares {1, 0.5, 0}; 2 gives binary masks).
-        beta: label smoothness (official 1.2; rescaled by ``1 / (block_num * 16)`` as the official).
-        gamma: data smoothness weight (official 0.5).
-        eta: prior weight (official 0.2; rescaled by ``1 / block_num**2``).
-        neigh_size: pooling size of the data-smoothness term (official 4; capped at the block size,
+        model: the classifier being trained (for the saliency pass; a plain attribute, not a submodule).
+        alpha: ``lam ~ Beta(alpha, alpha)``, the prior mean of the anchor's share (default 1.0, official).
+        n_labels: mask levels (default 3, official: shares {1, 0.5, 0}; 2 gives binary masks).
+        beta: label smoothness (default 1.2, official; rescaled by ``1 / (block_num * 16)`` as the official).
+        gamma: data smoothness weight (default 0.5, official).
+        eta: prior weight (default 0.2, official; rescaled by ``1 / block_num**2``).
+        neigh_size: pooling size of the data-smoothness term (default 4, official; capped at the block size,
             and reduced to a divisor of the block size where it does not divide it).
-        transport: move each source's salient blocks towards where it is kept (official True).
-        t_eps: transport distance weight (official 0.8).
-        t_size: transport block size in pixels; -1 (official default) = the labelling block; the
-            official CIFAR commands use 4. Capped at the labelling block (and reduced to a divisor).
-        clean_lam: 0 (official default): the saliency pass runs in eval mode and leaves no gradient.
-            > 0: it runs in train mode and its loss ``clean_lam * 2/K * CE`` is back-propagated and
-            left in the parameters' ``.grad`` (add the mixed loss's gradient to it; call
-            ``optimizer.zero_grad()`` *before* ``mix``). See :mod:`mixkit.saliency`.
-        adv_p: probability of adversarial noise on the anchors and, independently, on the partners
-            (official 0; 0.1 in the adversarial CIFAR runs).
-        adv_eps: noise radius in pixel units out of 255 (official 10).
-        block_num: ``None`` (official): re-drawn uniformly from {2, 4, 8, 16} for every batch (every
-            sample in sample mode), keeping only the values that divide both ``H`` and ``W``; an int
-            fixes it; a sequence of ints gives the candidates.
-        mean, std: per-channel normalisation of the inputs (the ``Normalize`` you applied), used to
-            de-normalise for the data-smoothness term and the pixel-space adversarial noise. Default
-            ``None``: the inputs are taken to be in pixel space ``[0, 1]`` already.
-        solver: ``"auto"`` (default), ``"dp"``, ``"mincut"`` or ``"strips"``, passed to
-            :func:`mixkit.masks.graphcut.solve_grid` (``auto`` is exact for PuzzleMix's costs).
-        mode: ``"batch"`` (official: one ``lam``, one ``block_num``, one permutation and one set of
-            adversarial draws per batch; the masks are per sample) or ``"sample"`` (``lam``,
-            ``block_num`` and adversarial draws per sample, grouped by grid size, no Python loop over
-            samples).
+        transport: move each source's salient blocks towards where it is kept (default True, official).
+        t_eps: transport distance weight (default 0.8, official).
+        t_size: transport block size in pixels; -1 (default, official) = the labelling block (the official
+            CIFAR commands use 4). Capped at the labelling block and reduced to a divisor.
+        clean_lam: 0 (default, official): the saliency pass runs in eval mode and leaves ``.grad`` as it was;
+            > 0: it runs in train mode and the gradient of ``clean_lam * 2/K * CE`` is left in the parameters'
+            ``.grad`` (call ``optimizer.zero_grad()`` *before* ``mix``). See :mod:`mixkit.saliency`.
+        adv_p: probability of adversarial noise on the anchors and, independently, on the partners (default 0,
+            official; 0.1 in the adversarial CIFAR runs).
+        adv_eps: noise radius in pixel units out of 255 (default 10, official).
+        block_num: ``None`` (default, official): drawn uniformly from {2, 4, 8, 16} for every batch (every row
+            in sample mode), among the values that divide both ``H`` and ``W``; an int fixes it; a sequence of
+            ints gives the candidates.
+        mean, std: the per-channel normalisation of the inputs (your ``Normalize``), to de-normalise for the
+            data-smoothness term and the pixel-space noise (default ``None``: inputs already in ``[0, 1]``).
+        solver: ``"auto"`` (default, exact for PuzzleMix's costs), ``"dp"``, ``"mincut"`` or ``"strips"``,
+            passed to :func:`mixkit.masks.graphcut.solve_grid`.
+        mode: ``"batch"`` (default, official: one ``lam``, one ``block_num``, one permutation and one set of
+            adversarial draws per batch; the masks are per sample) or ``"sample"`` (``lam``, ``block_num`` and
+            adversarial draws per row, grouped by grid size, no Python loop over samples).
         p, num_classes, smoothing, no_self_pairs, inplace: see :class:`~mixkit.mixers.base.Mixer`.
 
-    Call: ``res = mixer.mix(x, y, generator=g)`` with ``x (B, C, H, W)`` (normalised, as fed to the
-    model) and ``y`` class ids ``(B,)`` or probabilities ``(B, K)``. ``res.share_map`` is the anchor's mask
-    ``(B, 1, H, W)`` float32 with values in {0, 1/(L-1), ..., 1}; ``res.weights[:, 0]`` is its mean
-    per sample. ``res.params``: ``block_num (B,)``, ``clean_loss`` (detached, or None),
+    Call ``mix(x, y)`` with ``x (B, C, H, W)`` as fed to the model (normalised) and ``y`` class ids ``(B,)`` or
+    probabilities ``(B, K)``. ``MixResult.share_map``: the anchor's mask ``(B, 1, H, W)`` float32 with values in
+    ``{0, 1/(L-1), ..., 1}``; ``params``: ``block_num`` ``(B,)``, ``clean_loss`` (detached, or ``None``),
     ``adv_anchor`` / ``adv_partner`` ``(B,)`` bool.
 
-    Randomness, all from ``generator`` in this order: the partner permutation, ``lam``, ``block_num``,
-    the adversarial flags (anchors, partners) and the initial noise, then (after the saliency pass)
-    the noise scale. The saliency pass itself uses the model as it is (dropout in train mode with
-    ``clean_lam > 0`` draws from torch's global generator, as in any forward pass).
-
-    Differences from the official code (all deliberate):
-      * **Exact labelling instead of alpha-beta swap.** The MRF is minimised exactly by
-        :mod:`mixkit.masks.graphcut` (frontier DP for the 2x2 and 4x4 grids, Ishikawa min-cut by a
-        batched push-relabel for 8x8 and 16x16), on any device, so its energy is never above pyGCO's
-        (measured: strictly lower for about a third of the 8x8 and 16x16 grids). Exactness needs
-        non-negative edge weights, which holds for ``gamma <= 1`` with de-normalised pixels in
-        [0, 1]; otherwise a strip descent takes over (see :func:`~mixkit.masks.graphcut.solve_grid`).
-        Costs stay float: the official ``* 1000 * block_num**2`` + int32 truncation exists only
-        because pyGCO takes integers. Cost on one CPU thread for 100 grids: about 0.5 ms (2x2),
-        4 ms (4x4), 50 ms (8x8) and 0.4 s (16x16), against 8 / 10 / 13 / 28 ms for pyGCO's C++
-        (``benchmarks/graphcut_vs_gco.py``, loaded 2-core machine). The batched push-relabel's ~15
-        tensor ops per round are what a GPU runs well (not measured here); on the CPU it is the
-        price of exactness and of dropping the compiled dependency.
-      * **Transport returns a permutation** (see :mod:`mixkit.masks.transport`): the official plan can
-        drop blocks and leave zero-filled holes that show where the mask keeps the image.
-      * **Saliency side effects** follow :mod:`mixkit.saliency`: each module's train/eval flag is
-        restored (not forced to train) and, with ``clean_lam == 0``, earlier ``.grad`` are preserved
-        instead of being zeroed by ``optimizer.zero_grad()``.
-      * A sample whose saliency is all zero gets a uniform saliency instead of NaN costs.
-      * Non-square inputs get a ``block_num x block_num`` grid of rectangular blocks (the official code
-        assumes ``H == W``); block sizes that the pooling sizes do not divide are handled by reducing
-        those sizes to divisors (the official reshapes fail there).
-      * Pixels outside ``[0, 1]`` after de-normalisation are never moved further than ``adv_eps``
-        by the adversarial step (the official clamp to ``[0, 1]`` would pull them into range).
-      * In sample mode with ``p < 1``, rows that are not mixed are returned exactly (no transport and
-        no adversarial noise); the saliency pass still covers the whole batch. In batch mode with
-        ``p < 1`` an unmixed batch skips the saliency pass (so no clean-loss gradient either).
+    See docs/methods/puzzlemix.md.
     """
 
     name = "puzzlemix"

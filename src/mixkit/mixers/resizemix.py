@@ -26,46 +26,27 @@ _INTERPOLATIONS = _NEAREST + _LINEAR + ("bicubic",)
 class ResizeMix(Mixer):
     """ResizeMix: paste the *whole* partner image, shrunk by a factor ``tau``, at a random location.
 
-    ``tau ~ U(scale)`` (official: ``U(0.1, 0.8)``, not a Beta); the patch has ``floor(size_i * tau)``
-    cells along every spatial dim (at least 1), lies fully inside the grid (never clipped), and holds
-    ``F.interpolate(x[perm], size=patch, mode=interpolation)``. The anchor's label weight is exactly
-    ``1 - patch_volume / N``, its realised share. The sources are un-mixed images (the official code also
-    resizes before pasting).
-
-    Modes:
-        ``"batch"``: one ``tau`` and one location for the batch (one ``F.interpolate`` call), as
-        OpenMixup's port.
-        ``"sample"``: a ``tau`` and a location per row, vectorised: one gather reads every row's
-        resized partner on a common patch grid (index arithmetic for the nearest modes, bit-identical
-        to ``F.interpolate``; one ``F.grid_sample`` call for linear / bicubic, equal up to float
-        rounding) and one scatter writes the patches; no loop over the batch, no host sync.
+    ``tau ~ U(scale)`` (not a Beta); the patch has ``floor(size_i * tau)`` cells (at least 1) along every
+    spatial dim, its corner is uniform over the positions that keep it fully inside (never clipped), and it
+    holds ``F.interpolate(x[perm], size=patch, mode=interpolation)`` of the un-mixed partner. The anchor's
+    label weight is exactly ``1 - |patch| / N``, its realised share. ``mode="batch"``: one ``tau`` and one
+    location for the batch (as OpenMixup's port); ``"sample"``: both per row, vectorised.
 
     Args:
         scale: ``(min, max)`` of ``tau``, in ``(0, 1]`` (default ``(0.1, 0.8)``, the official config).
         use_alpha: draw ``tau ~ Beta(alpha, alpha)`` and re-draw it from ``U(scale)`` when it falls outside
-            ``scale`` (OpenMixup's CIFAR configs). Default False (the official uniform ``tau``).
+            ``scale`` (OpenMixup's CIFAR configs); default False (the official uniform ``tau``).
         alpha: Beta concentration for ``use_alpha=True`` (default 1.0).
         interpolation: ``"nearest"`` (default, as the official code), ``"nearest-exact"``, ``"linear"`` /
-            ``"bilinear"`` / ``"trilinear"`` (all three mean multilinear in every spatial dim: linear on
-            1-D, bilinear on 2-D, trilinear on 3-D) or ``"bicubic"`` (2-D only).
+            ``"bilinear"`` / ``"trilinear"`` (all three mean multilinear in every spatial dim) or ``"bicubic"``
+            (2-D only).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    Works on 1-D, 2-D and 3-D data. ``MixResult.lam`` is ``1 - tau ** d`` (the share before flooring the
-    patch sides); ``params`` holds ``tau`` float64 ``(n,)`` and ``box_lo``/``box_hi`` int64 ``(n, d)``
-    (``n`` = 1 in batch mode).
+    ``MixResult.lam`` is ``1 - tau ** d`` (the share before flooring the patch sides); ``params``: ``tau``
+    ``(n,)`` float64 and ``box_lo``, ``box_hi`` ``(n, d)`` int64, the patch (``n`` = 1 in batch mode, B in
+    sample mode).
 
-    Deliberate differences from the official code (``JayQine/ResizeMix``, ``trainer.py`` / ``getbox_new``):
-
-    * the official code draws one ``tau`` per batch but a location per sample; here ``mode="batch"`` uses
-      one location too (OpenMixup's choice) and ``mode="sample"`` draws both per row;
-    * the official centre is uniform over the image and the box is then shifted inside, which piles extra
-      probability on the border positions; here the corner is uniform over every position that keeps the
-      patch inside (each corner of the image remains reachable);
-    * the official ``F.interpolate(x, scale_factor=tau)`` maps output pixel ``j`` to source
-      ``floor(j / tau)`` and so never shows the last ``~1/tau - 1`` rows and columns of the partner;
-      here the partner is resized to the exact patch size (``size=``), so the whole image is shown;
-    * OpenMixup's port clips a CutMix-style box at the border and resizes the image to the clipped box,
-      distorting its aspect; here the patch is never clipped.
+    See docs/methods/resizemix.md.
     """
 
     name = "resizemix"

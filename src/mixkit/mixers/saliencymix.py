@@ -22,49 +22,31 @@ _SALIENCIES = ("static", "gradient")
 class SaliencyMix(Mixer):
     """SaliencyMix: a CutMix box centred on the *source* image's saliency peak.
 
-    ``lam ~ Beta(alpha, alpha)``; the box has CutMix's size (each side ``floor(size_i * (1 - lam) **
-    (1/d))``), is centred at the argmax of the saliency map of the source (partner) image, clipped at
-    the border, and the source's pixels inside it are pasted into the anchor *at the same location*.
-    The label weight of the anchor is ``1 - box_volume / N`` of the clipped box: its realised share.
-
-    Modes:
-        ``"batch"`` (default, the official code): one lambda, one permutation and ONE saliency map for
-        the whole batch, computed on the first shuffled image ``x[perm[0]]``; the same box is pasted
-        into every sample.
-        ``"sample"``: a lambda and a saliency map per row (the map of that row's partner ``x[perm[i]]``),
-        per-row peaks and boxes, vectorised (one saliency call on the batch, one masked ``where``).
-
-    Saliency:
-        ``"static"`` (default): the fine-grained static saliency the paper uses (OpenCV's
-        ``StaticSaliencyFineGrained``), re-implemented batched in torch by
-        :func:`mixkit.masks.static_saliency.static_saliency`; needs no model, runs on the input's device.
-        ``"gradient"``: channel-RMS of the input gradient of the loss (PuzzleMix-style), through
-        :func:`mixkit.saliency.input_gradient_saliency` with ``clean_lam=0``: the model runs in eval
-        mode, and its train/eval state and parameter ``.grad`` are restored. Needs ``model`` and the
-        labels (``mix(x, y)``).
-        A callable ``f(x) -> (B, *spatial)`` map may also be given.
+    ``lam ~ Beta(alpha, alpha)``; the box has CutMix's sides ``floor(size_i * (1 - lam) ** (1/d))``, spans
+    ``[c - cut // 2, c - cut // 2 + cut)`` around the argmax ``c`` of the saliency map of the source (partner)
+    image, is clipped at the border, and the source's pixels inside it are pasted into the anchor at the same
+    place. The anchor's label weight is ``1 - |clipped box| / N``, its realised share. ``mode="batch"`` (default,
+    the official code): one lambda and ONE saliency map for the batch, of ``x[perm[0]]``, and the same box in
+    every sample; ``"sample"``: a lambda, a map (of the row's partner) and a box per row.
 
     Args:
-        alpha: Beta concentration (official ``--beta 1.0``; OpenMixup CIFAR configs 0.2).
-        saliency: ``"static"``, ``"gradient"`` or a callable (see above).
-        model: the classifier, needed only for ``saliency="gradient"``. It is not registered as a
-            submodule (the mixer's ``parameters()``/``state_dict()`` do not include it).
+        alpha: Beta concentration (default 1.0, the official ``--beta``; OpenMixup's CIFAR configs use 0.2).
+        saliency: ``"static"`` (default, the paper's: the fine-grained static saliency of OpenCV's
+            ``StaticSaliencyFineGrained``, :func:`mixkit.masks.static_saliency.static_saliency`; no model),
+            ``"gradient"`` (the channel-RMS of the input gradient of the loss,
+            :func:`mixkit.saliency.input_gradient_saliency` in eval mode, the model's train/eval state and
+            ``.grad`` restored; needs ``model`` and the labels, ``mix(x, y)``), or a callable
+            ``f(x) -> (B, *spatial)`` map.
+        model: the classifier, needed only for ``saliency="gradient"`` (a plain attribute, not a submodule).
         scales: surround half-sizes of the static saliency (default OpenCV's).
-        mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
+        mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer` (the official
+            ``--salmix_prob`` is ``p``: 0.5 on CIFAR, 1.0 on ImageNet).
 
-    Works on 1-D, 2-D and 3-D data (the static saliency generalises per axis; see its module).
-    ``MixResult.params``: ``box_lo``/``box_hi`` int64 ``(n, d)``, ``peak`` int64 ``(n, d)`` (the
-    saliency argmax, first in row-major order on ties), ``source`` int64 ``(n,)`` (the image each map
-    was computed on) and ``saliency`` ``(n, *spatial)`` float32, with ``n`` = 1 in batch mode.
+    ``MixResult.params``: ``box_lo``, ``box_hi`` and ``peak`` ``(n, d)`` int64 (``peak``: the saliency argmax,
+    first in row-major order on ties), ``source`` ``(n,)`` int64 (the image each map was computed on) and
+    ``saliency`` ``(n, *spatial)`` float32 (``n`` = 1 in batch mode, B in sample mode).
 
-    Deliberate differences from the official code (``SaliencyMix/SaliencyMix``, ``saliency_bbox``):
-
-    * the official code feeds the *normalised float* image to OpenCV, which reads it as 8-bit: the map
-      it gets is a pattern of the float bytes, not the image's saliency (see
-      :mod:`mixkit.masks.static_saliency`); here the map is the saliency of the image itself;
-    * the official box spans ``[c - cut // 2, c + cut // 2)``, one cell short for odd ``cut``; here it
-      is ``cut`` cells, ``[c - cut // 2, c - cut // 2 + cut)``, as our CutMix;
-    * non-square inputs get per-axis sides (the official names the first axis "W").
+    See docs/methods/saliencymix.md.
     """
 
     name = "saliencymix"

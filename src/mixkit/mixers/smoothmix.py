@@ -22,37 +22,21 @@ __all__ = ["SmoothMix"]
 class SmoothMix(Mixer):
     """SmoothMix, Gaussian-blob variant: the partner fills a peak-1 blob ``k``; the anchor keeps ``1 - k``.
 
-    No official code was published; this follows the reference port in OpenMixup
-    (``openmixup/models/augments/smoothmix.py``)::
-
-        c ~ uniform over the pixels,  s ~ U(0.25, 0.5),  sigma_i = s * size_i
-        k(p) = exp(-1/2 * sum_i ((p_i - c_i) / sigma_i) ** 2)          # peak 1 at c
-        x~ = (1 - k) * x + k * x[perm]
-        weight of x = 1 - mean(k),  weight of x[perm] = mean(k)        # realised shares, per sample
-
-    The blob size is drawn from ``U(0.25, 0.5) * size`` (``sigma_range``) as in the port; the paper's
-    mixing ratio is the realised blob area ``mean(k)`` (the partner's share). ``alpha`` is kept for a
-    uniform signature but **does not affect** SmoothMix: the port draws ``lam ~ Beta(alpha, alpha)`` and
-    then discards it, so no Beta variate is drawn here, and ``MixResult.lam`` is ``None`` (there is no
-    sampled lambda); the realised anchor weight ``1 - mean(k)`` is ``weights[:, 0]``.
-
-    Non-square and 1-/3-D inputs: ``sigma_i`` is proportional to each axis' own size (one ``s`` shared by
-    all axes), so the blob follows the data's aspect (the port uses ``H`` for both axes).
+    A centre ``c`` uniform over the pixels and a width ``s ~ U(sigma_range)`` shared by all axes,
+    ``sigma_i = s * size_i``; ``k(p) = exp(-1/2 * sum_i ((p_i - c_i) / sigma_i) ** 2)`` and
+    ``x~ = (1 - k) * x + k * x[perm]``; the label weights are the realised shares ``1 - mean(k)`` (anchor) and
+    ``mean(k)`` (partner). No lambda is sampled: ``MixResult.lam`` is ``None`` and the anchor's weight is
+    ``weights[:, 0]``.
 
     Args:
-        alpha: unused (see above); must still be > 0.
-        sigma_range: ``(min, max)`` of ``s`` (default ``(0.25, 0.5)``), with ``0 < min <= max``.
+        alpha: accepted for a uniform signature and must be > 0, but **unused** (no Beta variate is drawn).
+        sigma_range: ``(min, max)`` of ``s``, with ``0 < min <= max`` (default ``(0.25, 0.5)``, as OpenMixup's port).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
-    Differences from the OpenMixup port:
-      * **bug fix**: the port returns ``mean(k)`` as the weight of the *anchor* label ``y_a`` although ``k``
-        weights the *shuffled* image; the anchor's share is ``1 - mean(k)``, which is what is used here;
-      * the port is batch mode only with one square blob; here both modes (sample mode: a centre and a
-        width per row, vectorised), any aspect and 1-/2-/3-D;
-      * the centre sits on a pixel (the port's rolled grid puts it half a pixel off).
+    ``MixResult.params``: ``centre`` ``(n, d)`` float32, ``sigma`` ``(n, d)`` float32 (pixels); ``share_map``
+    ``(n, 1, *spatial)`` float32, the anchor's share ``1 - k`` (``n`` = 1 in batch mode, B in sample mode).
 
-    ``MixResult.params``: ``centre`` ``(n, d)`` float32, ``sigma`` ``(n, d)`` float32 (pixels).
-    ``MixResult.share_map``: ``(B or 1, 1, *spatial)`` float32, the anchor's share ``1 - k``.
+    See docs/methods/smoothmix.md.
     """
 
     name = "smoothmix"
