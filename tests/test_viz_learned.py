@@ -204,3 +204,14 @@ def test_cli_show_learned_untrained_and_bad_params(tmp_path, capsys):
                      "--param", "bogus=1", "--out", str(tmp_path / "v.png")]) == 2
     assert "bogus" in capsys.readouterr().err
     assert not (tmp_path / "v.png").exists()
+
+
+def test_cli_draw_seed_mixes_every_shown_sample_with_others(sequences):
+    from mixkit.cli.show import _draw_seed
+
+    x, _ = cli.pick_samples(sequences, 4, 0)
+    learner = show_learner("adautomix", sequences, 0, steps=0, verbose=False)
+    assert viz.snapshot(learner, x, 0).index.tolist() == [[i, i, i] for i in range(4)]  # why it is needed
+    s = _draw_seed(learner, x, 0)
+    assert s > 0 and all(len(set(row)) == 3 for row in viz.snapshot(learner, x, s).index.tolist())
+    assert _draw_seed(learner, x, s) == s

@@ -85,6 +85,24 @@ def snapshot_steps(steps: int):
     return sorted({0, steps // 4, steps // 2, steps})
 
 
+def _draw_seed(learner, x, seed: int, tries: int = 100) -> int:
+    """The first generator seed from ``seed`` on whose draws every shown sample mixes N distinct samples
+    (or, when no seed in ``tries`` does, e.g. N > B, at least one other sample); else ``seed``.
+
+    A learner pairs by random permutations without ``no_self_pairs``, so some draws mix a sample with
+    itself (at B = 4, seed 0 draws the identity for all three AdAutoMix sources). The draws depend only
+    on the seed and the batch size, not on the learner's weights, so one seed serves every snapshot.
+    """
+    from .. import viz
+
+    index = {s: viz.snapshot(learner, x, s).index.tolist() for s in range(seed, seed + tries)}
+    for ok in (lambda row: len(set(row)) == len(row), lambda row: len(set(row)) > 1):
+        for s, idx in index.items():
+            if all(ok(row) for row in idx):
+                return s
+    return seed
+
+
 def _render_learned(name: str, data: ShowData, out: str, x, y, n: int, seed: int,
                     params: Dict[Optional[str], Dict[str, Any]], steps: int) -> str:
     """Train the learner ``name`` briefly, taking snapshots of the shown samples; write both pictures."""
@@ -93,16 +111,22 @@ def _render_learned(name: str, data: ShowData, out: str, x, y, n: int, seed: int
     kw = dict(params.get(None, {}))
     kw.update(params.get(name, {}))
     at = snapshot_steps(steps)
-    snaps = {}
+    snaps: Dict[int, Any] = {}
+    draws = [seed]
+
+    def take(t: int, lrn) -> None:
+        if t == 0:
+            draws[0] = _draw_seed(lrn, x, seed)
+        snaps[t] = viz.snapshot(lrn, x, draws[0])
+
     with _ShowThreads(1):
-        learner = show_learner(name, data, seed, steps=steps, params=kw, snapshot_steps=at,
-                               on_snapshot=lambda t, lrn: snaps.__setitem__(t, viz.snapshot(lrn, x, seed)))
-        what = (f"{viz.mixer_text(learner)} on {data.name}, seed {seed}; model: {_SHOW_MODELS[data.spatial_dims]}, "
-                f"trained with the generator for {steps} steps")
-        viz.show_learned(learner, x, y, data.class_names, n, out=out, result=snaps[steps], title=_wrap(what))
+        learner = show_learner(name, data, seed, steps=steps, params=kw, snapshot_steps=at, on_snapshot=take)
+        what = (f"{viz.mixer_text(learner)} on {data.name}, seed {seed} (draws: seed {draws[0]}); model: "
+                f"{_SHOW_MODELS[data.spatial_dims]}, trained with the generator for {steps} steps")
+        viz.show_learned(learner, x, y, data.class_names, n, out=out, result=snaps[steps], title=what)
         viz.learned_snapshots(snaps, x, y, data.class_names, min(n, _SNAPSHOT_ROWS), out=snapshots_path(out),
-                              title=_wrap(f"{type(learner).__name__} on {data.name}, seed {seed}: the generator's "
-                                          f"masks over {steps} training steps"))
+                              title=(f"{type(learner).__name__} on {data.name}, seed {seed} (draws: seed "
+                                     f"{draws[0]}): the generator's masks over {steps} training steps"))
     return out
 
 

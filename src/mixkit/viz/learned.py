@@ -109,9 +109,14 @@ def show_learned(learner, x: Tensor, y: Optional[Tensor] = None, class_names: Op
     rule = getattr(learner, "label", None)
     trains = {"sampled": "; the classifier's targets use the sampled λ (label='sampled')",
               "realised": "; the classifier's targets use these shares (label='realised')"}.get(rule, "")
-    lines = _wrap_lines(head) + [f"{_sampled(result)}; w = realised shares (mask means, [min, max] per map){trains}"
-                                 + ("; plain-mixing fallback" if result.params.get("fallback") else "")]
-    return _finish(fig, "\n".join(lines), out, result=result)
+    text = (f"{head}\n{_sampled(result)}; w = realised shares (mask means, [min, max] per map){trains}"
+            + ("; plain-mixing fallback" if result.params.get("fallback") else ""))
+    return _finish(fig, _fit(fig, text), out, result=result)
+
+
+def _fit(fig, text: str) -> str:
+    """``text`` wrapped to the figure's width (about 11 characters an inch at the title's font size)."""
+    return "\n".join(_wrap_lines(text, max(40, min(130, int(fig.get_figwidth() * 11)))))
 
 
 def _learned_2d(res: MixResult, x: Tensor, y, class_names, rows, panel_size, blocks):
@@ -234,8 +239,8 @@ def learned_snapshots(snapshots: Snapshots, x: Tensor, y: Optional[Tensor] = Non
     else:
         how = "each pixel in the sources' colours mixed by their shares (anchor blue, then orange, green)"
     head = title if title is not None else "the generator's masks over training"
-    lines = _wrap_lines(head) + [f"same batch and draws at steps {', '.join(str(s) for s, _ in items)}; {how}"]
-    return _finish(fig, "\n".join(lines), out, snapshots=items)
+    text = f"{head}\nsame batch and draws at steps {', '.join(str(s) for s, _ in items)}; {how}"
+    return _finish(fig, _fit(fig, text), out, snapshots=items)
 
 
 def _snapshots_2d(items, x: Tensor, y, class_names, rows, panel_size):
