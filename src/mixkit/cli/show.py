@@ -243,7 +243,8 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=int, default=None, help="number of samples drawn (default 8 images / 4 sequences)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample choice and of the mixing draws")
     p.add_argument("--mode", choices=("sample", "batch"), default="sample",
-                   help="'sample': one draw per sample (shows N draws); 'batch': one draw for the batch, as the papers")
+                   help="'sample': one draw per sample (shows N draws); 'batch': one draw for the batch, as the papers "
+                        "(not for learned methods, which draw one λ per batch)")
     p.add_argument("--out", default=None,
                    help="PNG path (default mixkit-METHOD.png); with METHOD 'all', a directory (default mixkit-show)")
     add_param_option(p, help="constructor argument, e.g. --param alpha=0.4 r=0.5; METHOD.KEY=VALUE for one method only")
