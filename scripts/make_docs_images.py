@@ -8,6 +8,10 @@ For each registered method whose implementation imports:
 * ``docs/img/<name>_1d.png`` -- what ``mixkit show <name> --dataset mnist1d`` draws, for methods that
   support sequences;
 
+Learned methods (AutoMix, AdAutoMix) also write ``<name>_snapshots.png`` (and ``<name>_1d_snapshots.png``):
+their generator's masks of the same samples at steps 0, T/4, T/2 and T of the command's brief training
+(``mixkit show`` writes both pictures).
+
 plus ``docs/img/masks_overview.png`` (8 anchor-share masks per method, 28x28, sample mode) for the
 landing page. Every picture uses seed 0 and the command's defaults (``--mode sample``, ``--n`` 8 images
 or 4 sequences), so running the command by hand reproduces it exactly.
@@ -42,6 +46,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import torch  # noqa: E402
 
 from mixkit import cli, registry, viz  # noqa: E402
+from mixkit.cli.show import snapshots_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,13 +86,19 @@ def main(argv=None) -> int:
                 continue
             dims = registry.spatial_dims(name)
             pictures = [(name, DOC_PARAMS.get(name, {}))] + VARIANTS.get(name, [])
+            written = []
             for stem, params in pictures:
                 if images.spatial_dims in dims:
-                    print(cli.render(name, images, str(out / f"{stem}.png"), seed=0, params={None: dict(params)}))
+                    written.append(cli.render(name, images, str(out / f"{stem}.png"), seed=0,
+                                              params={None: dict(params)}))
                 if 1 in dims:
                     sequences = sequences or _data("mnist1d")
-                    print(cli.render(name, sequences, str(out / f"{stem}_1d.png"), seed=0,
-                                     params={None: dict(params)}))
+                    written.append(cli.render(name, sequences, str(out / f"{stem}_1d.png"), seed=0,
+                                              params={None: dict(params)}))
+            for path in written:
+                print(path)
+                if registry.is_learned(name):
+                    print(snapshots_path(path))
             todo.remove(name)
             done.append(name)
         if not todo or time.monotonic() >= deadline:

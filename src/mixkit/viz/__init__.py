@@ -13,10 +13,12 @@ and the numbers can be checked against each other.
 * :func:`mask_gallery` -- the anchor-share maps of one or several methods, one row per method.
 * :func:`show_hidden` -- hidden-layer mixers (Manifold Mixup, PatchUp): the mixed layer before and after.
 * :func:`show_saliency` -- saliency-guided mixers (SaliencyMix, PuzzleMix, Co-Mixup) with their saliency maps.
+* :func:`show_learned` -- learned mixers (AutoMix, AdAutoMix): the generator's N sources, mix and share maps;
+  :func:`learned_snapshots` -- its masks of one fixed batch and draws at several training steps.
 * :func:`weight_text` -- the ``"0.73·'3' + 0.27·'8'"`` string printed on the panels.
 
 Modules: ``batch`` (show_grid, show_1d, show), ``masks`` (mask_gallery), ``hidden`` (show_hidden,
-capture_hidden), ``saliency`` (show_saliency); under them ``layout`` (figures, panel grids, display
+capture_hidden), ``saliency`` (show_saliency), ``learned`` (show_learned, learned_snapshots, snapshot); under them ``layout`` (figures, panel grids, display
 scales, saving), ``text`` (the text on the panels) and ``prepare`` (argument checks, the result drawn).
 
 matplotlib is imported inside the functions (``import mixkit`` needs only torch). Figures are built
@@ -29,10 +31,11 @@ titles tight). The :class:`~mixkit.MixResult` drawn is attached as ``fig.mixkit_
 from .batch import show, show_1d, show_grid
 from .hidden import capture_hidden, show_hidden
 from .layout import DPI
+from .learned import learned_snapshots, show_learned, snapshot
 from .masks import mask_gallery
 from .prepare import MixerLike
 from .saliency import show_saliency
 from .text import mixer_text, weight_text
 
 __all__ = ["show", "show_grid", "show_1d", "show_hidden", "show_saliency", "capture_hidden", "mask_gallery",
-           "weight_text", "DPI"]
+           "show_learned", "learned_snapshots", "snapshot", "weight_text", "DPI"]
