@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..result import MixResult
 from .hidden import show_hidden
+from .learned import show_learned
 from .layout import (_SOURCE_COLORS, _block_grid, _colorbar, _finish, _ImageScale, _no_ticks, _share_caption,
                      _share_image, _share_values, _stacked_grid)
 from .prepare import MixerLike, _anchor_share, _check_n, _check_x, _check_y, _make_mixer, _run
@@ -155,10 +156,13 @@ def show_1d(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
 def show(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
          class_names: Optional[Sequence[str]] = None, n: Optional[int] = None,
          generator: Optional[torch.Generator] = None, out: Optional[Union[str, os.PathLike]] = None, **kw):
-    """:func:`show_hidden` for mixers that run the model (Manifold Mixup, PatchUp), :func:`show_1d` for
-    sequences ``(B, C, L)``, :func:`show_grid` for images and volumes.
+    """:func:`show_learned` for learners (AutoMix, AdAutoMix), :func:`show_hidden` for mixers that run the
+    model (Manifold Mixup, PatchUp), :func:`show_1d` for sequences ``(B, C, L)``, :func:`show_grid` for
+    images and volumes.
 
     Saliency-guided mixers can also be drawn with their saliency maps by :func:`show_saliency`."""
+    if getattr(mixer_or_name, "learned", False):
+        return show_learned(mixer_or_name, x, y, class_names, n, generator, out, **kw)
     if getattr(mixer_or_name, "runs_model", False):
         return show_hidden(mixer_or_name, x, y, class_names, n or (4 if x.dim() == 3 else 8), generator, out, **kw)
     if isinstance(x, Tensor) and x.dim() == 3:

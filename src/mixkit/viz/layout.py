@@ -137,3 +137,14 @@ def _block_grid(rows, ncols: int, blocks: int, panel_size: float, pad_w: float, 
                 ax.set_axis_off()
         grid.append((block_rows, axes, sf, bi == len(subfigs) - 1))
     return fig, grid
+
+
+def _owner_rgb(mask_i: Tensor, cols: Sequence[int]):
+    """``(k, H, W)`` per-source shares -> an RGB image mixing the sources' colours by share."""
+    from matplotlib.colors import to_rgb
+
+    rgb = torch.zeros(3, *mask_i.shape[1:])
+    for j in cols:
+        col = torch.tensor(to_rgb(_SOURCE_COLORS[j % len(_SOURCE_COLORS)]), dtype=torch.float32).view(3, 1, 1)
+        rgb = rgb + col * mask_i[j].unsqueeze(0)
+    return rgb.clamp(0, 1).permute(1, 2, 0).numpy()

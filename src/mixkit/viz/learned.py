@@ -17,10 +17,9 @@ import torch
 from torch import Tensor
 
 from ..result import MixResult
-from .layout import (_SOURCE_COLORS, _block_grid, _colorbar, _finish, _ImageScale, _no_ticks, _share_image,
+from .layout import (_owner_rgb, _SOURCE_COLORS, _block_grid, _colorbar, _finish, _ImageScale, _no_ticks, _share_image,
                      _stacked_grid)
 from .prepare import _check_n, _check_x, _check_y
-from .saliency import _owner_rgb
 from .text import _label, _role, _source_legend, _source_title, _weights_caption, _wrap_lines, mixer_text, weight_text
 
 Snapshots = Union[Mapping[int, MixResult], Sequence[Tuple[int, MixResult]]]

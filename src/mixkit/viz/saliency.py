@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..result import MixResult
-from .layout import (_SOURCE_COLORS, _block_grid, _colorbar, _finish, _ImageScale, _no_ticks, _share_caption,
+from .layout import (_SOURCE_COLORS, _owner_rgb, _block_grid, _colorbar, _finish, _ImageScale, _no_ticks, _share_caption,
                      _share_values, _stacked_grid)
 from .prepare import MixerLike, _anchor_share, _check_n, _check_x, _check_y, _make_mixer, _run
 from .text import _label, _source_legend, _source_title, _weights_caption, _wrap_lines, mixer_text
@@ -59,17 +59,6 @@ def _used_columns(res: MixResult, i: int) -> List[int]:
     w = res.weights[i].detach().float().cpu()
     cols = [j for j in range(res.k) if float(w[j]) > 0] or [0]
     return sorted(cols, key=lambda j: -float(w[j]))
-
-
-def _owner_rgb(mask_i: Tensor, cols: Sequence[int]):
-    """``(k, H, W)`` per-source shares -> an RGB image mixing the sources' colours by share."""
-    from matplotlib.colors import to_rgb
-
-    rgb = torch.zeros(3, *mask_i.shape[1:])
-    for j in cols:
-        col = torch.tensor(to_rgb(_SOURCE_COLORS[j % len(_SOURCE_COLORS)]), dtype=torch.float32).view(3, 1, 1)
-        rgb = rgb + col * mask_i[j].unsqueeze(0)
-    return rgb.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def _box_of(res: MixResult, i: int):
