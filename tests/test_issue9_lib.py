@@ -42,3 +42,13 @@ def test_tiny_alpha_beta_is_half_zero_half_one(alpha):
     assert (r > 1 - 1e-6).float().mean() > 0.99
     w = sampling.sample_normalized_betas(alpha, 3, (n,), torch.Generator().manual_seed(4))
     assert torch.allclose(w.sum(-1), torch.ones(n), atol=1e-6)
+
+
+# ---------------------------------------------------------------- item 11: CutMix minmax label
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+def test_cutmix_minmax_label_is_box_share_without_correct_lam(mode):
+    x = torch.rand(6, 3, 16, 16)
+    m = mixkit.CutMix(minmax=(0.2, 0.6), correct_lam=False, mode=mode)
+    res = m.mix(x, generator=torch.Generator().manual_seed(0))
+    share = res.share_map.float().flatten(1).mean(1).expand(6)
+    assert torch.allclose(res.weights[:, 0], share, atol=1e-6)

@@ -29,7 +29,8 @@ class CutMix(Mixer):
         non-square inputs get the right aspect (a known bug class in ports);
       * the label weight is ``1 - box_volume / N`` from the *clipped* box (as the official code's
         "adjusted lambda"), so it always equals the mean of the mask. ``correct_lam=False`` keeps the
-        sampled lambda instead (timm's option; the labels then no longer match the pixels).
+        sampled lambda instead (timm's option; the labels then no longer match the pixels), except with
+        ``minmax``, where the box does not depend on lambda and the label is always the box share (timm).
 
     Args:
         alpha: Beta concentration (official README: 1.0; OpenMixup CIFAR configs: 0.2).
@@ -62,7 +63,8 @@ class CutMix(Mixer):
         return MixParams(active=active, lam=lam.to(dev), partner=partner, draws=draws)
 
     def _apply(self, x: Tensor, params: MixParams) -> MixResult:
-        return self._box_apply(x, params, params.lam, realised=self.correct_lam)
+        # with minmax the box ignores lambda: only its realised share can label it (as timm does)
+        return self._box_apply(x, params, params.lam, realised=self.correct_lam or self.minmax is not None)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", minmax={self.minmax}" if self.minmax else "") + ("" if self.correct_lam else ", correct_lam=False")
