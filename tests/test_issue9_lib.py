@@ -52,3 +52,57 @@ def test_cutmix_minmax_label_is_box_share_without_correct_lam(mode):
     res = m.mix(x, generator=torch.Generator().manual_seed(0))
     share = res.share_map.float().flatten(1).mean(1).expand(6)
     assert torch.allclose(res.weights[:, 0], share, atol=1e-6)
+
+
+# ---------------------------------------------------------------- item 12: model-aware mixers
+def _net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+
+
+def _model_mixers(net):
+    return [mixkit.PuzzleMix(net, num_classes=5), mixkit.CoMixup(net, num_classes=5),
+            mixkit.ManifoldMixup(net, layers=["0", "2"], num_classes=5),
+            mixkit.PatchUp(net, layers=["0", "2"], num_classes=5)]
+
+
+def test_puzzlemix_input_requiring_grad_is_mixed_and_differentiable():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    res = mixkit.PuzzleMix(_net(), num_classes=5).mix(x, torch.arange(4), generator=torch.Generator().manual_seed(0))
+    res.inputs.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_comixup_label_beyond_the_logits_is_a_value_error():
+    x = torch.rand(4, 3, 16, 16)
+    with pytest.raises(ValueError, match="class ids"):
+        mixkit.CoMixup(_net()).mix(x, torch.tensor([0, 1, 2, 7]), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("cls", [mixkit.ManifoldMixup, mixkit.PatchUp])
+def test_hidden_mixers_refuse_y_shorter_than_x(cls):
+    m = cls(_net(), layers=["0", "2"], num_classes=5)
+    with pytest.raises(ValueError, match="rows"):
+        m.mix(torch.rand(4, 3, 16, 16), torch.arange(2), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_model_aware_mixers_accept_any_float_dtype(dtype):
+    x = torch.rand(4, 3, 16, 16).to(dtype)
+    for m in _model_mixers(_net()):
+        x_out, y_soft = m(x, torch.arange(4), generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(x_out.float()).all() and torch.allclose(y_soft.sum(1), torch.ones(4))
+        if not m.runs_model:
+            assert x_out.dtype == dtype  # the mixing keeps the input's dtype
+
+
+def test_comixup_nan_pixel_does_not_leak_into_outputs_that_do_not_use_it():
+    x = torch.rand(4, 3, 16, 16)
+    x[1, 0, 3, 3] = float("nan")
+    res = mixkit.CoMixup(_net(), num_classes=5).mix(x, torch.arange(4), generator=torch.Generator().manual_seed(0))
+    for o in range(4):
+        uses = any(int(res.index[o, j]) == 1 and bool(res.share_map[o, j].sum() > 0) for j in range(res.index.shape[1]))
+        if not uses:
+            assert not res.inputs[o].isnan().any(), f"output {o} does not use input 1 but holds its NaN"

@@ -195,7 +195,9 @@ class Mixer(nn.Module):
             else:
                 rows = sampling.bernoulli(self.p, (b,), generator)
                 active = rows if active is None else active & rows.to(active.device)
-        return self._sample(x, y, active, generator, **options)
+        # the draws are decisions, never differentiated: an input that requires grad must not reach
+        # the solvers (in-place ops), while apply() on x keeps the mixed batch differentiable
+        return self._sample(x.detach(), y, active, generator, **options)
 
     def _replay(self, x: Tensor, params: MixParams, **options: Any) -> MixResult:
         if not params.mixed:
@@ -238,7 +240,11 @@ class Mixer(nn.Module):
     def _check_mix_labels(self, y: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
         """Labels given to ``mix``/``sample`` are checked when the method uses them (class ids need no
         ``num_classes`` there: they only feed the saliency pass)."""
-        if y is None or not self.needs_labels:
+        if y is None:
+            return y
+        if not self.needs_labels:  # not used, but a y that does not match x is a caller's mistake
+            if isinstance(y, Tensor) and y.dim() >= 1 and y.shape[0] != x.shape[0]:
+                raise ValueError(f"y has {y.shape[0]} rows but the image batch has B={x.shape[0]}; they must match")
             return y
         return check_labels(y, x.shape[0], self.num_classes, ids_need_num_classes=False)
 

@@ -15,7 +15,7 @@ from ..masks.comixup_labeling import co_mixup_labeling
 from ..masks.grid_mrf import grid_energy, solve_grid_mrf  # noqa: F401 - re-exported (they lived here)
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
-from . import _ops
+from . import _model, _ops
 from .base import Mixer, ModelAttr
 from .params import MixParams
 
@@ -183,7 +183,7 @@ class CoMixup(Mixer):
 
         See the class docstring for its side effects on the model (train/eval flags, ``.grad``).
         """
-        out = input_gradient_saliency(self.model, x, y, clean_lam=self.clean_lam)
+        out = input_gradient_saliency(self.model, x, y, clean_lam=self.clean_lam, forward=_model.runner(self.model, y=y))
         return out.saliency.detach().float(), out.clean_loss
 
     # ------------------------------------------------------------------ mixing
