@@ -106,3 +106,16 @@ def test_comixup_nan_pixel_does_not_leak_into_outputs_that_do_not_use_it():
         uses = any(int(res.index[o, j]) == 1 and bool(res.share_map[o, j].sum() > 0) for j in range(res.index.shape[1]))
         if not uses:
             assert not res.inputs[o].isnan().any(), f"output {o} does not use input 1 but holds its NaN"
+
+
+# ---------------------------------------------------------------- item 13: (C, H, W) without batch dim
+def test_unbatched_chw_image_is_refused_as_ambiguous():
+    x, y = torch.rand(3, 32, 32), torch.arange(3)
+    for m in (mixkit.MixUp(num_classes=3), mixkit.CutMix(num_classes=3), mixkit.FMix(num_classes=3)):
+        with pytest.raises(ValueError, match="ambiguous"):
+            m(x, y, generator=torch.Generator().manual_seed(0))
+    x_mix, _ = mixkit.MixUp(num_classes=3, spatial_dims=1)(x, y, generator=torch.Generator().manual_seed(0))
+    assert x_mix.shape == x.shape  # said to be a (B, C, L) batch: mixed as one
+    with pytest.raises(ValueError, match="spatial_dims"):
+        mixkit.MixUp(spatial_dims=4)
+    mixkit.MixUp(num_classes=3)(torch.rand(3, 8, 20), y)  # a plain sequence batch is not ambiguous

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import sampling
-from .._validate import (check_batch, check_generator, check_labels, check_mode, check_num_classes,
-                         check_positive, check_prob, check_smoothing)
+from .._validate import (check_batch, check_generator, check_labels, check_mode, check_not_unbatched,
+                         check_num_classes, check_positive, check_prob, check_smoothing)
 from ..masks import box
 from ..result import MixResult
 from ..targets import _mix_labels
@@ -68,6 +68,10 @@ class Mixer(nn.Module):
         smoothing: label smoothing applied to the targets (default 0: no hidden smoothing).
         no_self_pairs: forbid pairing a sample with itself (for B >= 2).
         inplace: write the mixed batch into the input tensor instead of a new one.
+        spatial_dims: the spatial dimensionalities the inputs will have (an int or a tuple, among the
+            method's own); default: any the method supports, except that a 3-D input that reads as one
+            ``(C, H, W)`` image without its batch dim is refused as ambiguous (``spatial_dims=1`` says
+            it is a ``(B, C, L)`` batch).
 
     Call forms:
         ``x_mix, y_soft = mixer(x, y, generator=g)`` -- soft targets ``(B, K)`` float32 (the logits
@@ -108,8 +112,15 @@ class Mixer(nn.Module):
 
     def __init__(self, alpha: float = 1.0, *, mode: str = "batch", p: float = 1.0,
                  num_classes: Optional[int] = None, smoothing: float = 0.0,
-                 no_self_pairs: bool = False, inplace: bool = False) -> None:
+                 no_self_pairs: bool = False, inplace: bool = False, spatial_dims: Any = None) -> None:
         super().__init__()
+        self._dims_declared = spatial_dims is not None
+        if spatial_dims is not None:
+            dims = (spatial_dims,) if isinstance(spatial_dims, int) else tuple(spatial_dims)
+            if not dims or any(isinstance(d, bool) or d not in type(self).spatial_dims for d in dims):
+                raise ValueError(f"spatial_dims must be among {type(self).spatial_dims} for {type(self).__name__}, "
+                                 f"got {spatial_dims!r}")
+            self.spatial_dims = dims
         self.alpha = check_positive(alpha, "alpha")
         self.mode = check_mode(mode)
         self.p = check_prob(p, "p")
@@ -228,6 +239,8 @@ class Mixer(nn.Module):
     def _check_call(self, x: Tensor, generator: Optional[torch.Generator]):
         """Validate the batch (dtype, rank, supported spatial dims, method checks) and the generator."""
         x = check_batch(x)
+        if not getattr(self, "_dims_declared", False):
+            check_not_unbatched(x)
         generator = check_generator(generator)
         n_sp = x.dim() - 2
         if n_sp not in self.spatial_dims:
