@@ -35,6 +35,15 @@ __all__ = ["Mixer", "MixParams", "ModelAttr"]
 _NO_OPTIONS: Dict[str, Any] = {}
 
 
+def _keep_subclass(res: MixResult, x: Tensor) -> MixResult:
+    """The mixed batch keeps the input's tensor subclass (e.g. ``tv_tensors.Image``), whose own
+    ``__torch_function__`` may return plain tensors from the ops that mixed it."""
+    cls = type(x)
+    if cls is not Tensor and isinstance(res.inputs, Tensor) and type(res.inputs) is not cls:
+        res.inputs = res.inputs.as_subclass(cls)
+    return res
+
+
 class ModelAttr:
     """Class attribute holding a mixer's model as a plain attribute, never a registered submodule, so
     the mixer's ``parameters()``, ``state_dict()`` and ``.to()`` leave the model alone (the caller owns,
@@ -211,9 +220,8 @@ class Mixer(nn.Module):
         return self._sample(x.detach(), y, active, generator, **options)
 
     def _replay(self, x: Tensor, params: MixParams, **options: Any) -> MixResult:
-        if not params.mixed:
-            return self._unmixed(x, params, **options)
-        return self._apply(x, params, **options)
+        res = self._unmixed(x, params, **options) if not params.mixed else self._apply(x, params, **options)
+        return _keep_subclass(res, x)
 
     # ------------------------------------------------------------------ for subclasses
     def _sample(self, x: Tensor, y: Optional[Tensor], active: Optional[Tensor],
