@@ -150,3 +150,26 @@ def test_mixed_batch_keeps_the_input_tensor_subclass(make):
     x_mix, _ = make()(x, torch.arange(4), generator=torch.Generator().manual_seed(0))
     assert type(x_mix) is _Image
     assert type(make().mix(x, generator=torch.Generator().manual_seed(0)).inputs) is _Image
+
+
+# ---------------------------------------------------------------- item 16: Co-Mixup's penalty as the official code parses it
+def test_comixup_hard_penalty_follows_the_official_operator_precedence():
+    np = pytest.importorskip("numpy")
+    from mixkit.masks.comixup_labeling import modular_penalty
+    A = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 2.0], [0.0, 2.0, 1.0]])
+    p = np.array([3.0, 1.0, 0.0])
+    thres, gamma = 2.0, 0.5
+    official = 2 * gamma * (A @ p > thres).astype(float) * A @ p  # verbatim: ((2g * mask) * A) @ p
+    # A p = [3.5, 2.5, 2.0], mask = [1, 1, 0]: the mask weighs A's columns, so entry 2 (mask 0) is not 0
+    assert np.allclose(official, [3.5, 2.5, 2.0])
+    elementwise = 2 * gamma * (A @ p > thres).astype(float) * (A @ p)
+    assert not np.allclose(official, elementwise)
+    At, pt = torch.tensor(A)[None], torch.tensor(p)[None]
+    got = modular_penalty(At, pt, thres, gamma, "hard")[0].numpy()
+    assert np.allclose(got, official)
+    assert np.allclose(modular_penalty(At, pt, thres, gamma, "hard", "elementwise")[0].numpy(), elementwise)
+    soft = 2 * gamma * ((A @ p > thres).astype(float) * (A @ p - thres))
+    assert np.allclose(modular_penalty(At, pt, thres, gamma, "soft")[0].numpy(), soft)
+    x = torch.rand(4, 3, 16, 16)
+    for form in ("official", "elementwise"):
+        mixkit.CoMixup(_net(), num_classes=5, m_penalty=form).mix(x, torch.arange(4), generator=torch.Generator().manual_seed(0))
