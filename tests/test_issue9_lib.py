@@ -173,3 +173,36 @@ def test_comixup_hard_penalty_follows_the_official_operator_precedence():
     x = torch.rand(4, 3, 16, 16)
     for form in ("official", "elementwise"):
         mixkit.CoMixup(_net(), num_classes=5, m_penalty=form).mix(x, torch.arange(4), generator=torch.Generator().manual_seed(0))
+
+
+# ---------------------------------------------------------------- item 15: FMix's official spectrum
+def test_fmix_official_spectrum_reproduces_the_official_indexing():
+    np = pytest.importorskip("numpy")
+    from mixkit.masks import fourier
+    for shape in ((12,), (8, 10), (8, 9)):
+        grid = fourier._official_grid(shape)
+        noise = torch.randn(1, *grid.shape, 2, dtype=torch.float64)
+        spectrum = noise.numpy()  # the official (ch=1, *grid, 2) scaled noise
+        spectrum = spectrum[:, 0] + 1j * spectrum[:, 1]  # verbatim official line
+        official = np.real(np.fft.irfftn(spectrum, shape, axes=tuple(range(-len(shape), 0))))
+        official = official[(slice(0, 1),) + tuple(slice(0, s) for s in shape)]
+        got = fourier._official_images(noise, shape).double().numpy() / np.prod(shape)  # norm="forward" scale
+        assert np.allclose(got, official, atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    img2 = fourier.low_freq_images(64, (32, 32), 3.0, g, spectrum="official")
+    power = (torch.fft.fft2(img2 - img2.mean((1, 2), keepdim=True)).abs() ** 2).sum(0)
+    fx = torch.fft.fftfreq(32) * 32
+    assert power[:, fx.abs() > 1].max() < 1e-6 * power.max()  # only last-axis frequencies -1, 0, 1
+    paper = fourier.low_freq_images(64, (32, 32), 3.0, g)
+    pp = (torch.fft.fft2(paper - paper.mean((1, 2), keepdim=True)).abs() ** 2).sum(0)
+    assert pp[:, fx.abs() > 1].sum() > 1e-2 * pp.sum()  # the paper's spectrum has power there (3% at decay 3)
+    for decay in (1.0, 6.0):  # 1-D: one cosine whatever decay_power
+        img1 = fourier.low_freq_images(32, (64,), decay, g, spectrum="official")
+        p1 = (torch.fft.fft(img1 - img1.mean(1, keepdim=True)).abs() ** 2).sum(0)
+        f1 = torch.fft.fftfreq(64) * 64
+        assert p1[f1.abs() != 1].max() < 1e-6 * p1.max()
+    x = torch.rand(4, 3, 32, 32)
+    res = mixkit.FMix(spectrum="official").mix(x, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(res.weights.sum(1), torch.ones(4))
+    with pytest.raises(ValueError, match="spectrum"):
+        mixkit.FMix(spectrum="numpy")
