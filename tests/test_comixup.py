@@ -230,9 +230,11 @@ def test_clean_lam_keeps_scaled_clean_gradient_like_official():
     net = resnet8()
     ref = copy.deepcopy(net)
     x, y = blob_batch(8)
-    net.eval()  # the flag must come back as it was
+    # a model in train mode (as the official trainer's): the pass is the official train-mode one; a model
+    # in eval mode stays in eval mode (tests/test_issue9_lib.py checks its BatchNorm statistics)
+    net.train()
     res = fast(net, clean_lam=1.0).mix(x, y, generator=gen(0))
-    assert not net.training
+    assert net.training
     # official: model.train(); loss = 2 * clean_lam * CE / num_classes; mean; backward (kept in .grad)
     ref.train()
     (2 * 1.0 * F.cross_entropy(ref(x), y, reduction="none") / K).mean().backward()

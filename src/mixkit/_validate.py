@@ -36,6 +36,20 @@ def check_batch(x: object, name: str = "x") -> Tensor:
     return x
 
 
+def check_not_unbatched(x: Tensor, name: str = "x") -> Tensor:
+    """Refuse a 3-D ``x`` that reads as one ``(C, H, W)`` image without its batch dim rather than a
+    ``(B, C, L)`` batch of sequences: at most 4 leading entries (image channels) and two equal trailing
+    dims of at least 8 (a square image). A caller whose sequences really have that shape says so with
+    the mixer's ``spatial_dims=1``."""
+    if x.dim() == 3 and x.shape[0] <= 4 and x.shape[1] == x.shape[2] >= 8:
+        c, h, w = x.shape
+        raise ValueError(
+            f"{name} of shape {tuple(x.shape)} is ambiguous: one ({c}, {h}, {w}) image without its batch dim, or "
+            f"a batch of {c} sequences with {h} channels and length {w}? Add the batch dim for an image "
+            f"({name}.unsqueeze(0)), or build the mixer with spatial_dims=1 for sequences")
+    return x
+
+
 def check_mode(mode: str) -> str:
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")

@@ -114,8 +114,10 @@ def input_gradient_saliency(model: nn.Module, x: Tensor, y: Tensor, clean_lam: f
             gradient (``clean_lam > 0``). See the module docstring for the full contract.
         x: ``(B, C, *spatial)`` float input, as fed to the model (normalised). Not modified.
         y: class ids ``(B,)`` (int) or probabilities / one-hot ``(B, K)`` (soft-target CE).
-        clean_lam: 0 (default) for the eval-mode pass that leaves no gradient; > 0 for the train-mode
-            pass whose scaled clean loss ``clean_lam * 2/K * mean CE`` is back-propagated and kept.
+        clean_lam: 0 (default) for the eval-mode pass that leaves no gradient; > 0 for the pass whose
+            scaled clean loss ``clean_lam * 2/K * mean CE`` is back-propagated and kept, run in train mode
+            when the model is in train mode (a model in eval mode stays in eval mode, so its BatchNorm
+            statistics are never updated).
         reduce: ``"l2"`` (channel RMS, official), ``"abs_sum"`` or ``"abs_max"``.
         forward: callable used instead of ``model(x)`` for the forward pass (e.g. a wrapper); the
             train/eval flags are still taken from and restored on ``model``. For DistributedDataParallel
@@ -145,9 +147,10 @@ def input_gradient_saliency(model: nn.Module, x: Tensor, y: Tensor, clean_lam: f
     run = model if forward is None else forward
 
     flags = [(m, m.training) for m in model.modules()]
+    was_training = model.training
     xin = x.detach().clone().requires_grad_(True)
     try:
-        model.train(clean_lam > 0)
+        model.train(clean_lam > 0 and was_training)  # a model in eval mode stays there: BN statistics untouched
         with torch.enable_grad():
             logits = _logits_of(run(xin))
             ce = classification_loss(logits, y)

@@ -31,6 +31,14 @@ __all__ = [
 ]
 
 
+#: below this Gamma shape, Beta and Dirichlet draws are normalised in log space from the boost
+#: ``Gamma(a) = Gamma(a + 1) * U**(1/a)``: a Gamma(a) draw then falls below 1e-300 (where X/(X+Y) loses
+#: its meaning) with probability about ``1e-300**a``, which is not negligible for a small ``a`` (at
+#: a = 1e-4 nearly every draw is the smallest double). At and above it the direct draws keep their stream.
+_LOG_SPACE_BELOW = 0.1
+_TINY = 1e-300
+
+
 def gen_device(generator: Optional[torch.Generator]) -> torch.device:
     """Device on which draws from ``generator`` are made (CPU for ``None``)."""
     return torch.device("cpu") if generator is None else generator.device
@@ -70,6 +78,12 @@ def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: 
     size = _as_size(size)
     if alpha == 1.0 and beta == 1.0:  # Beta(1, 1) is U(0, 1): one draw
         return torch.rand(size, generator=generator, device=gen_device(generator), dtype=torch.float64).to(dtype)
+    if min(alpha, beta) < _LOG_SPACE_BELOW:  # Gamma draws would underflow: X/(X+Y) in log space
+        g = _gamma64_pair(alpha + 1.0, beta + 1.0, size, generator)
+        u = torch.rand((2, *size), generator=generator, device=gen_device(generator), dtype=torch.float64)
+        z = torch.log(u.clamp_min(_TINY))  # log X = log Gamma(a + 1) + log(U) / a, finite for a > 0
+        boost = (z[0] - z[1]) / alpha if alpha == beta else z[0] / alpha - z[1] / beta
+        return torch.sigmoid(torch.log(g[0]) - torch.log(g[1]) + boost).to(dtype)
     g = _gamma64_pair(alpha, beta, size, generator)
     ga, gb = g[0], g[1]
     s = ga + gb
@@ -136,6 +150,12 @@ def sample_dirichlet(alpha: float, k: int, size=(), generator: Optional[torch.Ge
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     size = _as_size(size)
+    if alpha < _LOG_SPACE_BELOW:  # normalise in log space: the Gamma draws themselves would underflow
+        g = _gamma64(float(alpha) + 1.0, size + (k,), generator)
+        u = torch.rand(size + (k,), generator=generator, device=gen_device(generator), dtype=torch.float64)
+        z = torch.log(u.clamp_min(_TINY))
+        z = (z - z.amax(-1, keepdim=True)) / alpha  # 0 at the row's largest U: never all -inf
+        return torch.softmax(torch.log(g) + z, -1).to(torch.float32)
     g = _gamma64(float(alpha), size + (k,), generator)
     s = g.sum(-1, keepdim=True)
     w = torch.where(s > 0, g / s.clamp_min(1e-300), torch.full_like(g, 1.0 / k))

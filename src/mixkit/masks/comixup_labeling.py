@@ -15,7 +15,9 @@ from torch import Tensor
 from .. import sampling
 from .grid_mrf import solve_grid_mrf
 
-__all__ = ["co_mixup_labeling"]
+__all__ = ["co_mixup_labeling", "modular_penalty"]
+
+_PENALTY_FORMS = ("official", "elementwise")
 
 _BIG = 1.0e4  # unary cost of a label that must not be chosen (finite: no inf - inf)
 _HALF_BONUS = 5e-4  # the official code makes a half-half label slightly cheaper than its mean cost
@@ -24,7 +26,8 @@ _HALF_BONUS = 5e-4  # the official code makes a half-half label slightly cheaper
 def co_mixup_labeling(cost: Tensor, A: Tensor, valid: Tensor, *, beta: float = 0.32, gamma: float = 1.0,
                       eta: float = 0.05, thres: float = 0.83, thres_type: str = "hard", alpha: float = 2.0,
                       niter: int = 4, set_resolve: bool = True, sweeps: int = 8,
-                      generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor, Tensor]:
+                      generator: Optional[torch.Generator] = None,
+                      penalty: str = "official") -> Tuple[Tensor, Tensor, Tensor]:
     """Co-Mixup's joint labelling of ``G`` independent groups (official ``get_onehot_matrix``), batched.
 
     Args:
@@ -34,11 +37,15 @@ def co_mixup_labeling(cost: Tensor, A: Tensor, valid: Tensor, *, beta: float = 0
         beta, gamma, eta, thres, thres_type, alpha, niter, set_resolve: see :class:`~mixkit.mixers.comixup.CoMixup`
             (unscaled: they are divided by the number of blocks here).
         sweeps: maximum sweeps of the grid solver.
+        penalty: the hard-threshold modular penalty, ``"official"`` or ``"elementwise"``: see
+            :func:`modular_penalty`.
 
     Returns ``(z, prior, objective)``: ``z`` ``(G, n_out, *grid, n_in)`` float block shares
     (one-hot or two halves per block; all zero for padding outputs), the Dirichlet prior ``(G, n)`` and
     the final objective ``(G,)`` (float64, ``obj_fn`` of the official code).
     """
+    if penalty not in _PENALTY_FORMS:
+        raise ValueError(f"penalty must be one of {_PENALTY_FORMS}, got {penalty!r}")
     G, n = cost.shape[:2]
     grid = tuple(cost.shape[2:])
     nb = math.prod(grid)
@@ -75,9 +82,7 @@ def co_mixup_labeling(cost: Tensor, A: Tensor, valid: Tensor, *, beta: float = 0
             zo = z[:, o]  # (G, N, n)
             count = zo.sum(1)  # (G, n)
             rest = penalty - count
-            ap = torch.einsum("gij,gj->gi", A, rest)
-            over = (ap > thres_s).double()
-            mod = 2.0 * gamma_s * over * (ap if thres_type == "hard" else ap - thres_s)
+            mod = modular_penalty(A, rest, thres_s, gamma_s, thres_type, penalty)
             un = cost_nodes + mod.unsqueeze(1)
             if add_cost is not None:
                 un = un + gamma_s * add_cost[:, o].unsqueeze(1)
@@ -168,6 +173,27 @@ def _grid_edges(grid, device) -> Tensor:
     if not pairs:
         return torch.zeros(0, 2, dtype=torch.long, device=device)
     return torch.cat(pairs, 0)
+
+
+def modular_penalty(A: Tensor, p: Tensor, thres: float, gamma: float, thres_type: str = "hard",
+                    form: str = "official") -> Tensor:
+    """Co-Mixup's thresholded modular approximation of the diversity penalty, ``(G, n)`` for ``A``
+    ``(G, n, n)`` and the other outputs' label counts ``p`` ``(G, n)``.
+
+    The official ``get_onehot_matrix`` writes the hard form as ``2 * gamma * (A @ p > thres) * A @ p``,
+    which Python parses as ``((2 * gamma * mask) * A) @ p``: the mask ``(n,)`` broadcasts over A's
+    *columns*, so entry ``i`` is ``2 gamma sum_j A_ij mask_j p_j`` (``form="official"``, the default).
+    ``form="elementwise"`` gives what the paper's formula reads as, ``2 gamma mask_i (A p)_i``. With the
+    default ``omega = 0.001``, ``A`` is nearly diagonal and the two differ little. The soft form,
+    ``mask_i * ((A p)_i - thres)``, is parenthesised in the official code and is the same in both.
+    """
+    ap = torch.einsum("gij,gj->gi", A.to(p.dtype), p)
+    over = (ap > thres).to(p.dtype)
+    if thres_type != "hard":
+        return 2.0 * gamma * over * (ap - thres)
+    if form == "official":
+        return 2.0 * gamma * torch.einsum("gij,gj->gi", A.to(p.dtype), over * p)
+    return 2.0 * gamma * over * ap
 
 
 def _objective(cost_nodes: Tensor, z: Tensor, edges: Tensor, beta: float, gamma: float) -> Tensor:

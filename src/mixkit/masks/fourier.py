@@ -4,6 +4,8 @@ A random image with a ``1 / f ** decay_power`` spectrum (:func:`low_freq_images`
 :func:`fftfreq_grid`) is thresholded at its top ``lam * N`` pixels (:func:`binarise`); :func:`fmix_masks`
 does both. Where this differs from the official numpy code (``ecs-vlc/FMix/fmix.py``), and why:
 docs/methods/fmix.md.
+``spectrum="official"`` re-states the official code's indexing of the complex spectrum for exact
+reproduction of the published numbers (see the page).
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ from torch import Tensor
 from .. import sampling
 from .._validate import check_in_range, check_positive
 
-__all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts"]
+__all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts", "SPECTRA"]
+
+#: the spectrum constructions of :func:`low_freq_images`
+SPECTRA = ("paper", "official")
 
 Device = Union[str, torch.device, None]
 
@@ -66,9 +71,32 @@ def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
     return (fmin / freqs.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
 
 
+def _official_grid(shape: tuple) -> Tensor:
+    """The official ``fftfreqnd(*shape)`` grid, float64: ``(h,)``, ``(h, w // 2 + 1)`` (``+ 2`` for odd
+    ``w``) or ``(h, z, w // 2 + 1)`` for ``shape = (h, w, z)`` (its own axis order)."""
+    f = torch.fft.fftfreq(shape[0], dtype=torch.float64)
+    if len(shape) == 1:
+        return f.abs()
+    w = shape[1]
+    last = torch.fft.fftfreq(w, dtype=torch.float64)[: w // 2 + (2 if w % 2 else 1)]
+    if len(shape) == 2:
+        return (f[:, None] ** 2 + last[None, :] ** 2).sqrt()
+    mid = torch.fft.fftfreq(shape[2], dtype=torch.float64)
+    return (f[:, None, None] ** 2 + mid[None, :, None] ** 2 + last[None, None, :] ** 2).sqrt()
+
+
+def _official_images(noise: Tensor, shape: tuple) -> Tensor:
+    """The official ``make_low_freq_image`` from scaled noise ``(n, *grid, 2)`` (before min-max):
+    ``spectrum[:, 0] + 1j * spectrum[:, 1]`` indexes the first frequency axis, verbatim."""
+    spec = torch.complex(noise[:, 0].double(), noise[:, 1].double())  # (n, *grid[1:], 2)
+    d = len(shape)
+    img = torch.fft.irfftn(spec, s=shape, dim=tuple(range(-d, 0)), norm="forward")
+    return img[(slice(None),) + tuple(slice(0, s) for s in shape)].float()
+
+
 def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
                     generator: Optional[torch.Generator] = None, device: Device = None,
-                    normalize: bool = True) -> Tensor:
+                    normalize: bool = True, spectrum: str = "paper") -> Tensor:
     """``n`` random low-frequency images ``(n, *shape)`` float32 (FMix's grey-scale masks before thresholding).
 
     Each image is the inverse real FFT of complex Gaussian noise (real and imaginary parts ``N(0, 1)``,
@@ -85,7 +113,11 @@ def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
             always drawn on the generator's device, so a seed gives the same draws on any ``device``.
         normalize: min-max normalise each image to ``[0, 1]`` (as the official code). ``False`` skips it
             (the ranking of pixels, and hence :func:`binarise`, does not depend on it).
+        spectrum: ``"paper"`` (default) or ``"official"``: the official code's indexing of the complex
+            spectrum (see the module docstring), for exact reproduction of the published numbers.
     """
+    if spectrum not in SPECTRA:
+        raise ValueError(f"spectrum must be one of {SPECTRA}, got {spectrum!r}")
     shape = _check_shape(shape)
     decay_power = check_positive(decay_power, "decay_power")
     if int(n) < 0:
@@ -94,18 +126,31 @@ def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
     gdev = sampling.gen_device(generator)
     device = gdev if device is None else torch.device(device)
     d = len(shape)
+    if spectrum == "official":
+        if shape[0] < 2:
+            raise ValueError(f"spectrum='official' needs a first spatial size >= 2 (the official code reads "
+                             f"the second row of the spectrum), got shape {shape}")
+        grid = _official_grid(shape)
+        fmin = 1.0 / max(shape)
+        scale = (fmin / grid.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
+        noise = torch.randn((n, *grid.shape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
+        img = _official_images(noise * scale.unsqueeze(-1), shape)
+        return _minmax(img) if normalize and n else img
     fshape = (*shape[:-1], shape[-1] // 2 + 1)
     noise = torch.randn((n, *fshape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
     noise.mul_(_spectrum_scale(shape, decay_power, device).unsqueeze(-1))  # same weight on real and imag
     # norm="forward": no 1/N factor on the inverse (a constant scale, irrelevant to the mask)
     img = torch.fft.irfftn(torch.view_as_complex(noise), s=shape, dim=tuple(range(1, d + 1)), norm="forward")
-    if normalize and n:
-        flat = img.reshape(n, -1)
-        lo = flat.amin(1, keepdim=True)
-        rng = flat.amax(1, keepdim=True) - lo
-        rng = torch.where(rng > 0, rng, torch.ones_like(rng))
-        img = ((flat - lo) / rng).view(img.shape)
-    return img
+    return _minmax(img) if normalize and n else img
+
+
+def _minmax(img: Tensor) -> Tensor:
+    """Each image of ``(n, *shape)`` min-max normalised to ``[0, 1]`` (constant images stay 0)."""
+    flat = img.reshape(img.shape[0], -1)
+    lo = flat.amin(1, keepdim=True)
+    rng = flat.amax(1, keepdim=True) - lo
+    rng = torch.where(rng > 0, rng, torch.ones_like(rng))
+    return ((flat - lo) / rng).view(img.shape)
 
 
 def sample_counts(lam: Union[Tensor, float], numel: int, generator: Optional[torch.Generator] = None,
@@ -226,12 +271,12 @@ def binarise(masks: Tensor, lam: Union[Tensor, float], max_soft: float = 0.0,
 
 def fmix_masks(n: int, shape: Sequence[int], lam: Union[Tensor, float], decay_power: float = 3.0,
                max_soft: float = 0.0, generator: Optional[torch.Generator] = None, device: Device = None,
-               dtype: torch.dtype = torch.float32) -> Tensor:
+               dtype: torch.dtype = torch.float32, spectrum: str = "paper") -> Tensor:
     """``n`` FMix masks ``(n, *shape)``: :func:`low_freq_images` thresholded by :func:`binarise`.
 
     ``mask.mean()`` of row ``i`` is ``ceil`` or ``floor`` of ``lam_i * N`` over ``N``. Pass
     ``dtype=torch.bool`` (hard masks only) to get boolean masks.
     """
     max_soft = _check_max_soft(max_soft)
-    grey = low_freq_images(n, shape, decay_power, generator, device=device, normalize=False)
+    grey = low_freq_images(n, shape, decay_power, generator, device=device, normalize=False, spectrum=spectrum)
     return binarise(grey, lam, max_soft, generator, dtype=dtype)

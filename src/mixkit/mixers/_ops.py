@@ -97,7 +97,8 @@ def blend(x: Tensor, index: Tensor, shares: Tensor, inplace: bool = False) -> Te
 
     ``index`` ``(B, k)`` with column 0 the row itself; ``shares`` ``(B, k)`` (one weight per row and source)
     or ``(B, k, *spatial)`` (per-pixel shares). fp16/bf16 inputs accumulate in float32 and are rounded
-    once at the end.
+    once at the end. A source contributes nothing where its share is 0 (not ``0 * x``, which is NaN
+    for a NaN or infinite pixel of a source the output does not use).
     """
     calc = torch.promote_types(x.dtype, torch.float32)
 
@@ -105,9 +106,13 @@ def blend(x: Tensor, index: Tensor, shares: Tensor, inplace: bool = False) -> Te
         s = shares[:, j:j + 1]
         return s.reshape(*s.shape, *([1] * (x.dim() - s.dim()))).to(calc)
 
-    acc = x.to(calc) * share_of(0)
+    def term(src: Tensor, j: int) -> Tensor:
+        s = share_of(j)
+        return torch.where(s != 0, src.to(calc) * s, torch.zeros((), dtype=calc, device=src.device))
+
+    acc = term(x, 0)
     for j in range(1, index.shape[1]):
-        acc = acc + gather(x, index[:, j]).to(calc) * share_of(j)
+        acc = acc + term(gather(x, index[:, j]), j)
     out = acc.to(x.dtype)
     if inplace:
         x.copy_(out)

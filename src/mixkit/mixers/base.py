@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import sampling
-from .._validate import (check_batch, check_generator, check_labels, check_mode, check_num_classes,
-                         check_positive, check_prob, check_smoothing)
+from .._validate import (check_batch, check_generator, check_labels, check_mode, check_not_unbatched,
+                         check_num_classes, check_positive, check_prob, check_smoothing)
 from ..masks import box
 from ..result import MixResult
 from ..targets import _mix_labels
@@ -33,6 +33,15 @@ from .params import MixParams
 __all__ = ["Mixer", "MixParams", "ModelAttr"]
 
 _NO_OPTIONS: Dict[str, Any] = {}
+
+
+def _keep_subclass(res: MixResult, x: Tensor) -> MixResult:
+    """The mixed batch keeps the input's tensor subclass (e.g. ``tv_tensors.Image``), whose own
+    ``__torch_function__`` may return plain tensors from the ops that mixed it."""
+    cls = type(x)
+    if cls is not Tensor and isinstance(res.inputs, Tensor) and type(res.inputs) is not cls:
+        res.inputs = res.inputs.as_subclass(cls)
+    return res
 
 
 class ModelAttr:
@@ -68,6 +77,10 @@ class Mixer(nn.Module):
         smoothing: label smoothing applied to the targets (default 0: no hidden smoothing).
         no_self_pairs: forbid pairing a sample with itself (for B >= 2).
         inplace: write the mixed batch into the input tensor instead of a new one.
+        spatial_dims: the spatial dimensionalities the inputs will have (an int or a tuple, among the
+            method's own); default: any the method supports, except that a 3-D input that reads as one
+            ``(C, H, W)`` image without its batch dim is refused as ambiguous (``spatial_dims=1`` says
+            it is a ``(B, C, L)`` batch).
 
     Call forms:
         ``x_mix, y_soft = mixer(x, y, generator=g)`` -- soft targets ``(B, K)`` float32 (the logits
@@ -108,8 +121,15 @@ class Mixer(nn.Module):
 
     def __init__(self, alpha: float = 1.0, *, mode: str = "batch", p: float = 1.0,
                  num_classes: Optional[int] = None, smoothing: float = 0.0,
-                 no_self_pairs: bool = False, inplace: bool = False) -> None:
+                 no_self_pairs: bool = False, inplace: bool = False, spatial_dims: Any = None) -> None:
         super().__init__()
+        self._dims_declared = spatial_dims is not None
+        if spatial_dims is not None:
+            dims = (spatial_dims,) if isinstance(spatial_dims, int) else tuple(spatial_dims)
+            if not dims or any(isinstance(d, bool) or d not in type(self).spatial_dims for d in dims):
+                raise ValueError(f"spatial_dims must be among {type(self).spatial_dims} for {type(self).__name__}, "
+                                 f"got {spatial_dims!r}")
+            self.spatial_dims = dims
         self.alpha = check_positive(alpha, "alpha")
         self.mode = check_mode(mode)
         self.p = check_prob(p, "p")
@@ -195,12 +215,13 @@ class Mixer(nn.Module):
             else:
                 rows = sampling.bernoulli(self.p, (b,), generator)
                 active = rows if active is None else active & rows.to(active.device)
-        return self._sample(x, y, active, generator, **options)
+        # the draws are decisions, never differentiated: an input that requires grad must not reach
+        # the solvers (in-place ops), while apply() on x keeps the mixed batch differentiable
+        return self._sample(x.detach(), y, active, generator, **options)
 
     def _replay(self, x: Tensor, params: MixParams, **options: Any) -> MixResult:
-        if not params.mixed:
-            return self._unmixed(x, params, **options)
-        return self._apply(x, params, **options)
+        res = self._unmixed(x, params, **options) if not params.mixed else self._apply(x, params, **options)
+        return _keep_subclass(res, x)
 
     # ------------------------------------------------------------------ for subclasses
     def _sample(self, x: Tensor, y: Optional[Tensor], active: Optional[Tensor],
@@ -226,6 +247,8 @@ class Mixer(nn.Module):
     def _check_call(self, x: Tensor, generator: Optional[torch.Generator]):
         """Validate the batch (dtype, rank, supported spatial dims, method checks) and the generator."""
         x = check_batch(x)
+        if not getattr(self, "_dims_declared", False):
+            check_not_unbatched(x)
         generator = check_generator(generator)
         n_sp = x.dim() - 2
         if n_sp not in self.spatial_dims:
@@ -238,7 +261,11 @@ class Mixer(nn.Module):
     def _check_mix_labels(self, y: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
         """Labels given to ``mix``/``sample`` are checked when the method uses them (class ids need no
         ``num_classes`` there: they only feed the saliency pass)."""
-        if y is None or not self.needs_labels:
+        if y is None:
+            return y
+        if not self.needs_labels:  # not used, but a y that does not match x is a caller's mistake
+            if isinstance(y, Tensor) and y.dim() >= 1 and y.shape[0] != x.shape[0]:
+                raise ValueError(f"y has {y.shape[0]} rows but the image batch has B={x.shape[0]}; they must match")
             return y
         return check_labels(y, x.shape[0], self.num_classes, ids_need_num_classes=False)
 

@@ -15,7 +15,7 @@ from ..masks.comixup_labeling import co_mixup_labeling
 from ..masks.grid_mrf import grid_energy, solve_grid_mrf  # noqa: F401 - re-exported (they lived here)
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
-from . import _ops
+from . import _model, _ops
 from .base import Mixer, ModelAttr
 from .params import MixParams
 
@@ -54,6 +54,9 @@ class CoMixup(Mixer):
         m_omega: compatibility coefficient ``omega``, in ``[0, 1]`` (default 0.001, official).
         set_resolve: break identical outputs (default True, official).
         m_niter: outer iterations of the solver (default 4, official; its README suggests 3 to save time).
+        m_penalty: the hard modular penalty as the official code computes it (``"official"``, default:
+            ``((mask * A) @ p)``, see :func:`mixkit.masks.comixup_labeling.modular_penalty`) or as the
+            paper's formula reads (``"elementwise"``: ``mask_i (A p)_i``).
         clean_lam: > 0 (default 1.0, official): the saliency pass runs in train mode on the clean batch and the
             gradient of ``2 * clean_lam * CE / num_classes`` is left in the parameters' ``.grad``, the official
             "clean input regularisation" (call ``optimizer.zero_grad()`` *before* ``mix``); 0: eval mode,
@@ -94,7 +97,8 @@ class CoMixup(Mixer):
                  m_block_num: int = 4, m_part: int = 20, m_beta: float = 0.32, m_gamma: float = 1.0,
                  m_thres: float = 0.83, m_thres_type: str = "hard", m_eta: float = 0.05, m_omega: float = 0.001,
                  set_resolve: bool = True, m_niter: int = 4, clean_lam: float = 1.0,
-                 shuffle_partition: bool = True, compat_kernel: int = 8, solver_sweeps: int = 8, **kw) -> None:
+                 shuffle_partition: bool = True, compat_kernel: int = 8, solver_sweeps: int = 8,
+                 m_penalty: str = "official", **kw) -> None:
         if mixup_alpha is not None:
             alpha = mixup_alpha
         super().__init__(alpha, **kw)
@@ -117,6 +121,9 @@ class CoMixup(Mixer):
         self.shuffle_partition = bool(shuffle_partition)
         self.compat_kernel = check_int(compat_kernel, "compat_kernel", 1)
         self.solver_sweeps = check_int(solver_sweeps, "solver_sweeps", 1)
+        if m_penalty not in ("official", "elementwise"):
+            raise ValueError(f"m_penalty must be 'official' or 'elementwise', got {m_penalty!r}")
+        self.m_penalty = m_penalty
 
     # ------------------------------------------------------------------ saliency
     def saliency_map(self, x: Tensor, y: Tensor):
@@ -124,7 +131,7 @@ class CoMixup(Mixer):
 
         See the class docstring for its side effects on the model (train/eval flags, ``.grad``).
         """
-        out = input_gradient_saliency(self.model, x, y, clean_lam=self.clean_lam)
+        out = input_gradient_saliency(self.model, x, y, clean_lam=self.clean_lam, forward=_model.runner(self.model, y=y))
         return out.saliency.detach().float(), out.clean_loss
 
     # ------------------------------------------------------------------ mixing
@@ -180,7 +187,7 @@ class CoMixup(Mixer):
         z, prior, objective = co_mixup_labeling(
             cost, A, valid, beta=self.m_beta, gamma=self.m_gamma, eta=self.m_eta, thres=self.m_thres,
             thres_type=self.m_thres_type, alpha=self.alpha, niter=self.m_niter, set_resolve=self.set_resolve,
-            sweeps=self.solver_sweeps, generator=generator)
+            sweeps=self.solver_sweeps, generator=generator, penalty=self.m_penalty)
         # z: (G, n_out, *grid, n_in) block shares
 
         # ---- compact (B, k) representation: column 0 = the row itself

@@ -21,7 +21,8 @@ class CutMix(Mixer):
     ``lam ~ Beta(alpha, alpha)``; the box covers ``1 - lam`` of the grid before clipping (each side
     ``floor(size_i * (1 - lam) ** (1/d))`` for ``d`` spatial dims), its centre is uniform over the grid and it is
     clipped at the border; the partner ``x[perm]`` fills the box, the anchor the rest. The anchor's label weight
-    is ``1 - |clipped box| / N``, the mean of its mask.
+    is ``1 - |clipped box| / N``, the mean of its mask. With ``minmax`` the box does not
+    depend on lambda, so the label is always the box share, whatever ``correct_lam`` says (as timm).
 
     Args:
         alpha: Beta concentration (default 1.0, the official README's; the official ``--beta`` defaults to 0,
@@ -60,7 +61,8 @@ class CutMix(Mixer):
         return MixParams(active=active, lam=lam.to(dev), partner=partner, draws=draws)
 
     def _apply(self, x: Tensor, params: MixParams) -> MixResult:
-        return self._box_apply(x, params, params.lam, realised=self.correct_lam)
+        # with minmax the box ignores lambda: only its realised share can label it (as timm does)
+        return self._box_apply(x, params, params.lam, realised=self.correct_lam or self.minmax is not None)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", minmax={self.minmax}" if self.minmax else "") + ("" if self.correct_lam else ", correct_lam=False")

@@ -34,6 +34,10 @@ class FMix(Mixer):
             (default 0.0, official: a hard mask). See :func:`mixkit.masks.fourier.binarise`.
         reformulate: the FMix repository's reformulated objective: ``lam ~ Beta(alpha + 1, alpha)`` and the
             anchor's label alone, so ``weights`` are ``(1, 0)`` by design (default False).
+        spectrum: ``"paper"`` (default: the spectrum the paper describes) or ``"official"``: the official
+            code's ``spectrum[:, 0] + 1j * spectrum[:, 1]``, which indexes the first frequency axis, so its
+            2-D masks only vary at last-axis frequencies {-1, 0, 1} and its 1-D masks are single cosines
+            (docs/methods/fmix.md); for exact reproduction of the published numbers.
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
     ``MixResult.share_map``: the anchor's mask ``(n, 1, *spatial)`` (``n`` = 1 in batch mode, else B), bool for
@@ -49,17 +53,21 @@ class FMix(Mixer):
     paper = "Harris et al., arXiv:2002.12047, 2020"
 
     def __init__(self, alpha: float = 1.0, *, decay_power: float = 3.0, max_soft: float = 0.0,
-                 reformulate: bool = False, **kw) -> None:
+                 reformulate: bool = False, spectrum: str = "paper", **kw) -> None:
         super().__init__(alpha, **kw)
         self.decay_power = check_positive(decay_power, "decay_power")
         self.max_soft = fourier._check_max_soft(max_soft)
         self.reformulate = bool(reformulate)
+        if spectrum not in fourier.SPECTRA:
+            raise ValueError(f"spectrum must be one of {fourier.SPECTRA}, got {spectrum!r}")
+        self.spectrum = spectrum
 
     def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
         dev = x.device
         n = self._n_draws(x)
         lam = self.sample_lam(n, generator)
-        grey = fourier.low_freq_images(n, tuple(x.shape[2:]), self.decay_power, generator, device=dev, normalize=False)
+        grey = fourier.low_freq_images(n, tuple(x.shape[2:]), self.decay_power, generator, device=dev, normalize=False,
+                                       spectrum=self.spectrum)
         hard = self.max_soft == 0
         share_map = fourier.binarise(grey, lam.to(dev), self.max_soft, generator,
                                      dtype=torch.bool if hard else torch.float32).unsqueeze(1)
@@ -85,4 +93,5 @@ class FMix(Mixer):
         s = super().extra_repr() + f", decay_power={self.decay_power}"
         if self.max_soft:
             s += f", max_soft={self.max_soft}"
+        s += f", spectrum={self.spectrum!r}" if self.spectrum != "paper" else ""
         return s + (", reformulate=True" if self.reformulate else "")

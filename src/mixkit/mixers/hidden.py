@@ -1,19 +1,20 @@
 """The base class of the mixers that mix inside the forward pass (Manifold Mixup, PatchUp)."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
 from ..hooks import choose_layer, resolve_layers
 from ..result import MixResult
+from . import _model
 from .base import Mixer, ModelAttr
 from .params import MixParams
 
 __all__ = ["HiddenLayerMixer", "Layers"]
 
 Layers = Union[None, str, int, Sequence[Union[str, int]]]
-Runner = Callable[[Tensor], Tensor]
+Runner = _model.Runner
 
 
 class HiddenLayerMixer(Mixer):
@@ -64,11 +65,9 @@ class HiddenLayerMixer(Mixer):
         return MixParams(active=active, lam=lam, partner=partner, draws={"layer": layer})
 
     def _run(self, forward: Optional[Runner]) -> Runner:
-        if forward is None:
-            return self.model
-        if not callable(forward):
+        if forward is not None and not callable(forward):
             raise TypeError(f"forward must be callable (x -> logits), got {type(forward).__name__}")
-        return forward
+        return _model.runner(self.model, forward)
 
     def _unmixed(self, x: Tensor, params: MixParams, forward: Optional[Runner] = None) -> MixResult:
         run = self._run(forward)

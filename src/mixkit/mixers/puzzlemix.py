@@ -14,7 +14,7 @@ from ..masks import graphcut, transport
 from ..masks.puzzle_costs import block_saliency, boundary_penalty, largest_divisor_at_most, puzzle_costs
 from ..result import MixResult
 from ..saliency import input_gradient_saliency
-from . import _ops
+from . import _model, _ops
 from .base import Mixer, ModelAttr
 from .params import MixParams
 
@@ -173,7 +173,8 @@ class PuzzleMix(Mixer):
             noise = (self._clamp_pix(x_pix + u0, x_pix) - x_pix) * need.view(b, 1, 1, 1)
             x_sal = torch.where(need.view(b, 1, 1, 1), ((x_pix + noise - mean) / std).to(x.dtype), x)
         # ---- 1. saliency (one forward + backward of the model)
-        sal_out = input_gradient_saliency(self.model, x_sal, y, self.clean_lam, "l2", return_grad=use_adv)
+        sal_out = input_gradient_saliency(self.model, x_sal, y, self.clean_lam, "l2", return_grad=use_adv,
+                                         forward=_model.runner(self.model, y=y))
         sal = sal_out.saliency.to(dev)
         if use_adv:
             noise = (noise + (eps + 2.0 / 255.0) * sal_out.grad.float().sign()).clamp(-eps, eps)
