@@ -6,13 +6,20 @@ on the command line override the file. Every field is recorded in ``results.json
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["BenchConfig", "PRESETS", "DEFAULT_METHODS", "load_config_file"]
+__all__ = ["BenchConfig", "PRESETS", "DEFAULT_METHODS", "load_config_file", "config_differences",
+           "effective_settings", "protocol_key"]
+
+#: fields that never change a run's numbers: left out of the run key (output, progress, bookkeeping, the
+#: plan's method and seed lists, the parallelism, the timed throughput pass). ``method_params`` is left out
+#: too: a run's own hyper-parameters are recorded with it (``params``) and compared run by run.
+NOT_IN_RUN_KEY = ("out", "progress", "methods", "seeds", "command", "jobs", "method_params", "throughput_steps")
 
 #: the default comparison: every hand-crafted mixer and the hidden-layer methods (the saliency methods cost
 #: an extra forward/backward per step; add them with --methods)
@@ -76,9 +83,11 @@ class BenchConfig:
     device: str = "auto"
     amp: bool = True                        # bf16 autocast on GPU (ignored on CPU)
     channels_last: bool = True              # on GPU for 2-D models
-    threads: Optional[int] = None
-    jobs: int = 0                           # runs trained in parallel processes, 1 thread each (0: one per
-                                            # CPU core up to 4 on CPU, 1 on GPU)
+    threads: Optional[int] = None           # torch threads of every training process (None: 1). Part of the
+                                            # protocol: the thread count changes the float reduction order
+    jobs: int = 0                           # runs trained in parallel processes (0: one per CPU core up to 4
+                                            # on CPU, 1 on GPU); the numbers do not depend on it
+    throughput_steps: int = 6               # timed training steps per method in the throughput pass (0: off)
     preset: Optional[str] = None
     out: str = "runs/bench"
     progress: bool = True
@@ -99,10 +108,16 @@ class BenchConfig:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not isinstance(self.jobs, int) or self.jobs < 0:
             raise ValueError(f"jobs must be an int >= 0 (0: automatic), got {self.jobs!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads must be a positive int (or unset: 1), got {self.threads!r}")
+        if not isinstance(self.throughput_steps, int) or self.throughput_steps < 0:
+            raise ValueError(f"throughput_steps must be an int >= 0 (0: no timed pass), got {self.throughput_steps!r}")
         if not self.methods:
             raise ValueError("methods must name at least one method (e.g. vanilla,mixup,cutmix)")
         if not self.seeds:
             raise ValueError("seeds must hold at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds are repeated: {self.seeds} (each seed is one run; give each once)")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods are repeated: {self.methods}")
         unknown = set(self.method_params) - set(self.methods)
@@ -115,7 +130,10 @@ class BenchConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         bad = set(d) - names
         if bad:
-            raise ValueError(f"unknown config keys {sorted(bad)}; valid keys: {sorted(names)}")
+            hints = [f"{k!r} -> {close[0]!r}" for k in sorted(bad) for close in [difflib.get_close_matches(k, names, 1)]
+                     if close]
+            raise ValueError(f"unknown config keys {sorted(bad)}" + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+                             + f"; valid keys: {', '.join(sorted(names))}")
         d = dict(d)
         preset = d.get("preset")
         if preset is not None:
@@ -139,12 +157,19 @@ class BenchConfig:
         d["milestones"] = list(d["milestones"])
         return d
 
-    def run_key(self) -> str:
-        """Hash of everything that changes a run's numbers (not output/progress/eval-only settings)."""
-        d = self.to_dict()
-        for k in ("out", "progress", "methods", "seeds", "threads", "command", "jobs"):
-            d.pop(k, None)
-        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    def run_key(self, method: Optional[str] = None) -> str:
+        """Hash of the protocol: every setting that changes a run's numbers (the thread count included, as
+        resolved), not the output, the progress, the plan's lists, the parallelism or the hyper-parameters
+        of the methods. With ``method``, the key of that method's runs: the protocol and the method's own
+        ``method_params`` (what a checkpoint must match to be resumed)."""
+        key = protocol_key(self.to_dict())
+        if method is None:
+            return key
+        return _hash({"protocol": key, "method": method, "params": self.params_for(method)})
+
+    def resolved_threads(self) -> int:
+        """Torch threads of every training process: ``threads``, 1 when unset (whatever ``jobs`` is)."""
+        return _threads(self.threads)
 
     def resolved_jobs(self) -> int:
         """Parallel processes to use: ``jobs``, or for 0 one per CPU core (at most 4) on CPU, 1 on GPU."""
@@ -162,8 +187,54 @@ class BenchConfig:
         return dict(self.method_params.get(method, {}))
 
 
+def _key_fields(d: Mapping[str, Any]) -> Dict[str, Any]:
+    """The fields of a config dict that enter the run key, ``threads`` resolved (unset: 1)."""
+    out = {k: v for k, v in d.items() if k not in NOT_IN_RUN_KEY}
+    out["threads"] = _threads(out.get("threads"))
+    return out
+
+
+def _threads(requested: Optional[int]) -> int:
+    """The one rule for the thread count of a training process: as requested, 1 when unset."""
+    return requested or 1
+
+
+def protocol_key(config: Mapping[str, Any]) -> str:
+    """The run key of a config dict (``to_dict()`` form, as recorded): :meth:`BenchConfig.run_key`."""
+    return _hash(_key_fields(config))
+
+
+def _hash(d: Mapping[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
+    """``["epochs: 3 -> 6", ...]``: the run-key fields in which two config dicts (``to_dict()`` form, as
+    recorded in ``results.jsonl``) differ; a field one of them lacks counts as a difference."""
+    a, b = _key_fields(old), _key_fields(new)
+    missing = object()
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, missing), b.get(k, missing)
+        if json.dumps(va, default=str) != json.dumps(vb, default=str):
+            out.append(f"{k}: {'(unset)' if va is missing else va!r} -> {'(unset)' if vb is missing else vb!r}")
+    return out
+
+
+def effective_settings(config: Mapping[str, Any], device_type: str, spatial_dims: Optional[int]) -> Dict[str, Any]:
+    """What a config's requests become on a device: bf16 autocast and channels-last memory only on CUDA
+    (channels-last for 2-D models only), and the resolved thread count. The trainer runs with these and
+    records them; the report shows them (a CPU run has ``amp`` off whatever the config asked)."""
+    cuda = device_type == "cuda"
+    return {"amp": bool(config.get("amp")) and cuda,
+            "channels_last": bool(config.get("channels_last")) and cuda and spatial_dims == 2,
+            "threads": _threads(config.get("threads"))}
+
+
 def load_config_file(path: str) -> Dict[str, Any]:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config into a dict of BenchConfig fields."""
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) config into a dict of BenchConfig fields.
+
+    A file that does not parse raises ``ValueError`` naming the file and the parser's position."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"config file {path!r} not found")
@@ -171,13 +242,19 @@ def load_config_file(path: str) -> Dict[str, Any]:
     if p.suffix.lower() == ".toml":
         import tomllib
 
-        d = tomllib.loads(text)
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"config file {path!r} is not valid TOML: {e}") from e
     elif p.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError as e:  # pragma: no cover - yaml is in the bench extra
             raise ImportError("reading a YAML config needs PyYAML: pip install 'mixkit[bench]'") from e
-        d = yaml.safe_load(text) or {}
+        try:
+            d = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"config file {path!r} is not valid YAML: {' '.join(str(e).split())}") from e
     else:
         raise ValueError(f"config file must end in .toml, .yaml or .yml, got {p.name!r}")
     if not isinstance(d, dict):

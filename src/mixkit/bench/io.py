@@ -15,7 +15,11 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 import torch
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_jsonl", "atomic_torch_save",
-           "parse_json_lines", "read_jsonl", "env_info"]
+           "parse_json_lines", "read_jsonl", "env_info", "CheckpointError", "load_checkpoint", "as_json"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read (the message names its path and the fix)."""
 
 
 def _umask() -> int:
@@ -33,20 +37,28 @@ def atomic_path(path, suffix: str = ".tmp") -> Iterator[Path]:
 
     ``suffix`` is the temporary file's ending (writers that pick a format from it, such as
     matplotlib's ``savefig``, need the real one, e.g. ``".png"``).
+
+    An ``OSError`` (a read-only folder, a full disk) is raised again naming ``path`` itself, not the
+    temporary file, so the message says which output could not be written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno is None:
+            raise
+        raise OSError(e.errno, f"cannot write {path} ({e.strerror or e})", str(path)) from e
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 
@@ -72,6 +84,25 @@ def atomic_torch_save(obj: Any, path) -> Path:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
+
+
+def load_checkpoint(path, map_location: Any = "cpu") -> Dict[str, Any]:
+    """A checkpoint written by :func:`atomic_torch_save`; :class:`CheckpointError` when it cannot be read
+    (damaged, cut short, not a checkpoint), naming its path, that it can be deleted and ``--no-resume``."""
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises RuntimeError, pickle and zip errors, EOFError, ...
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__}: {' '.join(str(e).split())}); "
+                              "delete it or rerun with --no-resume to train that run from scratch") from e
+    if not isinstance(ck, dict) or "model" not in ck or "records" not in ck:
+        raise CheckpointError(f"{path} is not a mixkit bench checkpoint; delete it or rerun with --no-resume")
+    return ck
+
+
+def as_json(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists, tensors lists, paths strings), so that a
+    value in memory compares equal to the same value read from ``results.jsonl``."""
+    return json.loads(json.dumps(obj, default=_json_default))
 
 
 def parse_json_lines(text: str, *, source: Optional[str] = None, objects_only: bool = False,

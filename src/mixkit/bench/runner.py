@@ -1,21 +1,36 @@
-"""Running a whole benchmark: every method × seed under one protocol, then the report."""
+"""Running a whole benchmark: every method × seed under one protocol, then the report.
+
+The order of :func:`run_bench`: load the data; check the whole plan (:mod:`.plan`); check that the
+output folder holds this protocol only (:mod:`.outdir`; ``overwrite`` discards an earlier one); rebuild
+``results.jsonl`` from the per-run state; train what is not finished, serially or in ``jobs`` worker
+processes; time every method's step in one pass (:mod:`.throughput`); write the report. Ctrl-C stops
+every run at its next step (:mod:`.stop`): the finished epochs stay on disk, ``results.jsonl`` is
+rewritten from them and :class:`~mixkit.bench.stop.Interrupted` is raised.
+"""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 
 from .. import registry
 from .config import BenchConfig
 from .data import DataSplit, load_dataset, subset
-from .io import atomic_path, atomic_write_jsonl, read_jsonl
-from .trainer import DistInfo, build_mixer, make_generator, train_run
+from .io import atomic_path, read_jsonl
+from .outdir import THROUGHPUT, check_same_config, discard_results, read_runs, write_results
+from .plan import check_checkpoints, check_methods, check_plan
+from .step import DistInfo, build_mixer, make_generator, method_params, resolve_device
+from .stop import Interrupted, StopRequest, flag_is_set, sigint_ignored
+from .throughput import throughput_is_current, time_methods, write_throughput
+from .trainer import train_run
 
-__all__ = ["run_bench", "load_bench_data", "check_methods"]
+__all__ = ["run_bench", "load_bench_data", "check_methods", "is_main_process"]
 
 
 def load_bench_data(cfg: BenchConfig) -> DataSplit:
@@ -25,25 +40,9 @@ def load_bench_data(cfg: BenchConfig) -> DataSplit:
     return ds
 
 
-def check_methods(cfg: BenchConfig, ds: DataSplit) -> None:
-    """Fail early, with one clear message, on unknown / unavailable / incompatible methods."""
-    problems = []
-    for m in cfg.methods:
-        if m == "vanilla":
-            continue
-        try:
-            registry.spec(m)
-        except ValueError as e:
-            problems.append(str(e))
-            continue
-        if not registry.is_available(m):
-            problems.append(f"{m}: not available ({registry.describe(m).get('error', 'import failed')})")
-            continue
-        dims = registry.spatial_dims(m)
-        if ds.spatial_dims not in dims:
-            problems.append(f"{m}: supports {dims}-D data, dataset {ds.name!r} is {ds.spatial_dims}-D")
-    if problems:
-        raise ValueError("cannot run these methods:\n  " + "\n  ".join(problems))
+def is_main_process() -> bool:
+    """Rank 0 of a ``torchrun`` launch, or a process that was not launched by it (the one that prints)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _progress(cfg: BenchConfig, total: int):
@@ -56,59 +55,81 @@ def _progress(cfg: BenchConfig, total: int):
     return tqdm(total=total, desc="bench", unit="epoch", dynamic_ncols=True, file=sys.stderr)
 
 
-def run_bench(cfg: BenchConfig, *, resume: bool = True, report: bool = True) -> Path:
-    """Train every (method, seed), write ``results.jsonl`` after every epoch and ``report.md`` at the end."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+def run_bench(cfg: BenchConfig, *, resume: bool = True, report: bool = True, overwrite: bool = False) -> Path:
+    """Train every (method, seed), keep ``results.jsonl`` current after every epoch, time every method's
+    step and write ``report.md``; returns the output folder.
+
+    ``resume=False`` retrains every run of the plan from scratch. ``overwrite=True`` first discards the
+    results and checkpoints of another configuration in the folder (without it such a folder raises
+    :class:`~mixkit.bench.outdir.ConfigMismatchError`). A bad plan raises
+    :class:`~mixkit.bench.plan.PlanError` before the first step; Ctrl-C raises
+    :class:`~mixkit.bench.stop.Interrupted` once the runs have stopped.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.resolved_threads())  # part of the protocol: the same in every process
     joined = _init_distributed(cfg)
     try:
-        return _run_bench(cfg, resume, report)
+        return _run_bench(cfg, resume, report, overwrite)
     finally:
+        torch.set_num_threads(threads)
         if joined:  # tear the group down: gloo threads alive at interpreter exit abort the process
             import torch.distributed as dist
 
             dist.destroy_process_group()
 
 
-def _run_bench(cfg: BenchConfig, resume: bool, report: bool) -> Path:
+def _run_bench(cfg: BenchConfig, resume: bool, report: bool, overwrite: bool) -> Path:
     di = DistInfo()
     out = Path(cfg.out)
     ds = load_bench_data(cfg)
-    check_methods(cfg, ds)
-    results_path = out / "results.jsonl"
-    done: Dict[tuple, List[dict]] = {}
-    if di.main:
-        out.mkdir(parents=True, exist_ok=True)
-        for r in read_jsonl(results_path):  # keep finished runs of an earlier invocation
-            done.setdefault((r["method"], r["seed"]), []).append(r)
+    check_plan(cfg, ds)
+    runs = read_runs(out)
+    if overwrite:
+        if di.main:
+            discard_results(out)
+        runs = {}
+        di.barrier()
+    else:
+        check_same_config(out, runs, cfg, {m: method_params(cfg, m) for m in cfg.methods})
+    order = [(m, s) for m in cfg.methods for s in cfg.seeds]
+    # seeds outermost: paired comparisons become available early
+    todo = [(m, s) for s in cfg.seeds for m in cfg.methods
+            if not (resume and runs.get((m, s)) and runs[(m, s)][-1].get("final"))]
+    if resume:
+        check_checkpoints(out, todo)
+    if di.main:  # a damaged results.jsonl is rebuilt here; an unwritable --out fails before training
+        write_results(out, runs, order)
 
-    def flush(current_key, current_records):
-        done[current_key] = list(current_records)
-        order = [(m, s) for m in cfg.methods for s in cfg.seeds]
-        recs = [r for k in order if k in done for r in done[k]]
-        recs += [r for k, v in done.items() if k not in order for r in v]  # other runs already in the file
-        atomic_write_jsonl(results_path, recs)
+    def flush(key, records) -> None:
+        runs[key] = list(records)
+        write_results(out, runs, order)
 
-    bar = _progress(cfg, len(cfg.methods) * len(cfg.seeds) * cfg.epochs) if di.main else None
-    key = cfg.run_key()
-    todo = []
-    for seed in cfg.seeds:  # seeds outermost: paired comparisons become available early
-        for method in cfg.methods:
-            prev = done.get((method, seed), [])
-            if resume and prev and prev[-1].get("final") and prev[-1].get("run_key") == key:
-                if bar is not None:
-                    bar.update(cfg.epochs)
-                continue
-            todo.append((method, seed))
+    bar = _progress(cfg, len(order) * cfg.epochs) if di.main else None
+    if bar is not None:
+        bar.update(cfg.epochs * (len(order) - len(todo)))
+    stop = StopRequest()
+    stopped = False
     try:
-        if cfg.resolved_jobs() > 1 and not di.enabled and len(todo) > 1:
-            _run_parallel(cfg, todo, out, resume, flush, bar)
-        else:
-            for method, seed in todo:
-                _run_serial(cfg, ds, method, seed, out, resume, flush, bar)
+        with stop.on_sigint() if not di.enabled else contextlib.nullcontext():
+            if cfg.resolved_jobs() > 1 and not di.enabled and len(todo) > 1:
+                _run_parallel(cfg, todo, out, resume, flush, bar, stop)
+            else:
+                for method, seed in todo:
+                    records = _run_serial(cfg, ds, method, seed, out, resume, flush, bar, stop)
+                    if di.main:
+                        flush((method, seed), records)
+    except KeyboardInterrupt:  # Interrupted at a step, or a second Ctrl-C
+        stopped = True
     finally:
         if bar is not None:
             bar.close()
+        if di.main:  # every finished epoch, from the per-run state
+            runs.update(read_runs(out))
+            write_results(out, runs, order)
+    if stopped or stop.is_set():
+        raise Interrupted()
+    if di.main:
+        _time_throughput(cfg, ds, out, runs)
     if di.main and report:
         write_gallery(cfg, ds, out / "gallery.png")
         from .report import write_report
@@ -118,7 +139,20 @@ def _run_bench(cfg: BenchConfig, resume: bool, report: bool) -> Path:
     return out
 
 
-def _run_serial(cfg, ds, method, seed, out, resume, flush, bar) -> None:
+def _time_throughput(cfg: BenchConfig, ds: DataSplit, out: Path, runs) -> None:
+    """The timed pass over every method the report shows (the plan's and the folder's other runs)."""
+    if not cfg.throughput_steps:
+        return
+    others = {m: recs[-1].get("params") or {} for (m, _), recs in runs.items() if m not in cfg.methods}
+    methods = list(cfg.methods) + list(others)
+    path = out / THROUGHPUT
+    if not throughput_is_current(path, cfg, methods):
+        # the folder's other methods with the hyper-parameters they were trained with
+        timed = dataclasses.replace(cfg, methods=methods, method_params={**{m: v for m, v in others.items() if v}, **cfg.method_params})
+        write_throughput(path, time_methods(timed, ds, methods, resolve_device(cfg.device)))
+
+
+def _run_serial(cfg, ds, method, seed, out, resume, flush, bar, stop):
     last_epoch = [-1]
 
     def on_epoch(records):
@@ -130,11 +164,24 @@ def _run_serial(cfg, ds, method, seed, out, resume, flush, bar) -> None:
             bar.set_postfix_str(f"{method} s{seed} ep{r['epoch'] + 1} loss {r['train_loss']:.3f} "
                                 f"acc {100 * r.get('test_top1', float('nan')):.1f}%")
 
-    train_run(cfg, ds, method, seed, out, on_epoch=on_epoch, resume=resume)
+    return train_run(cfg, ds, method, seed, out, on_epoch=on_epoch, resume=resume, should_stop=stop.is_set)
 
 
-def _worker_init() -> None:
-    torch.set_num_threads(1)
+#: in each worker process: the parent's stop flag (StopRequest.flag)
+_STOP = None
+
+
+def _stop_requested() -> bool:
+    return _STOP is not None and flag_is_set(_STOP)
+
+
+def _worker_init(flag, threads: int) -> None:
+    import signal
+
+    global _STOP
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and sets the shared flag
+    _STOP = flag
+    torch.set_num_threads(threads)
     _exit_with_parent()
 
 
@@ -155,48 +202,74 @@ def _exit_with_parent() -> None:
 
 
 def _worker_run(cfg_dict, method, seed, out, resume):
+    if _stop_requested():  # a run queued before the stop: do not start it
+        raise Interrupted()
     cfg = BenchConfig.from_dict(cfg_dict)
-    return train_run(cfg, load_bench_data(cfg), method, seed, out, resume=resume)
+    return train_run(cfg, load_bench_data(cfg), method, seed, out, resume=resume, should_stop=_stop_requested)
 
 
-def _run_parallel(cfg, todo, out, resume, flush, bar) -> None:
-    """Independent runs in ``cfg.jobs`` processes (spawned, one thread each). Every run still writes
-    its checkpoint and records after each epoch, so an interruption loses nothing; results.jsonl is
-    rewritten as runs finish."""
+def _run_parallel(cfg, todo, out, resume, flush, bar, stop: StopRequest) -> None:
+    """Independent runs in ``cfg.jobs`` spawned processes, each with the benchmark's thread count. Every
+    run writes its checkpoint and records after each epoch; results.jsonl is rewritten as epochs come in.
+    The workers share ``stop``'s flag: Ctrl-C stops each at its next step; a failed run sets the flag too.
+    Then the runs not started are cancelled and the workers awaited; a failed run's error is raised."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
-    from concurrent.futures import FIRST_COMPLETED, wait
-
+    ctx = mp.get_context("spawn")
     d = cfg.to_dict()
     d["progress"] = False
-    shown: Dict[tuple, int] = {}  # epochs already counted on the bar, per run
+    shown: Dict[tuple, int] = {}  # epochs already seen, per run
 
     def show(key, records):
-        if bar is None or not records:
-            return
         new = len(records) - shown.get(key, 0)
-        if new > 0:
-            shown[key] = len(records)
+        if not records or new <= 0:
+            return False
+        shown[key] = len(records)
+        if bar is not None:
             r = records[-1]
             bar.update(new)
             bar.set_postfix_str(f"{key[0]} s{key[1]} ep{r['epoch'] + 1} loss {r['train_loss']:.3f} "
                                 f"acc {100 * r.get('test_top1', float('nan')):.1f}%")
+        return True
 
-    with ProcessPoolExecutor(max_workers=min(cfg.resolved_jobs(), len(todo)), mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init) as ex:
+    error: Optional[BaseException] = None
+    asked = False  # whether Ctrl-C came before the error (a worker lost to it is no failure)
+    with sigint_ignored():  # workers start with SIGINT ignored: a stop reaches them through the flag
+        ex = ProcessPoolExecutor(max_workers=min(cfg.resolved_jobs(), len(todo)), mp_context=ctx,
+                                 initializer=_worker_init, initargs=(stop.flag, cfg.resolved_threads()))
         futs = {ex.submit(_worker_run, d, m, s, str(out), resume): (m, s) for m, s in todo}
+    try:
         pending = set(futs)
         while pending:
-            finished, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
-            for fut in finished:  # a finished run: its records go into results.jsonl
-                key = futs[fut]
-                records = fut.result()
-                flush(key, records)
-                show(key, records)
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                if fut.cancelled():
+                    continue
+                exc = fut.exception()
+                if exc is None:  # a finished run: its records go into results.jsonl
+                    show(futs[fut], fut.result())
+                    flush(futs[fut], fut.result())
+                elif not isinstance(exc, KeyboardInterrupt) and error is None:
+                    error, asked = exc, stop.is_set()
+            if error is not None:
+                stop.set()
+            if stop.is_set():
+                for fut in pending:
+                    fut.cancel()
             for fut in pending:  # live progress: the per-epoch records each worker writes atomically
                 key = futs[fut]
-                show(key, read_jsonl(Path(out) / "state" / f"{key[0]}-s{key[1]}.jsonl"))
+                records = read_jsonl(Path(out) / "state" / f"{key[0]}-s{key[1]}.jsonl")
+                if show(key, records):
+                    flush(key, records)
+    except BaseException:  # a second Ctrl-C: the workers stop too
+        stop.set()
+        raise
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+    if error is not None and not (asked and isinstance(error, BrokenProcessPool)):
+        raise error
 
 
 def _init_distributed(cfg: BenchConfig) -> bool:
@@ -209,6 +282,7 @@ def _init_distributed(cfg: BenchConfig) -> bool:
     use_cuda = torch.cuda.is_available() and cfg.device in ("auto", "cuda")
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return True
+
 
 
 def write_gallery(cfg: BenchConfig, ds: DataSplit, path: Path, n: int = 6) -> Optional[Path]:

@@ -50,10 +50,16 @@ def register(subparsers) -> None:
     p.add_argument("--no-occlusion", dest="eval_occlusion", action="store_false", default=None)
     p.add_argument("--max-eval", dest="max_eval", type=int)
     p.add_argument("--device", help="auto (default), cpu, cuda")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--jobs", type=int, help="train this many runs in parallel processes (1 thread each)")
+    p.add_argument("--threads", type=int, help="torch threads of every training process (default 1); part of the "
+                                                "protocol, since the thread count changes the float reduction order")
+    p.add_argument("--jobs", type=int, help="train this many runs in parallel processes (default: one per CPU core, "
+                                             "at most 4; 1 on GPU); the numbers do not depend on it")
+    p.add_argument("--throughput-steps", dest="throughput_steps", type=int,
+                   help="timed training steps per method in the throughput pass after training (default 6; 0: off)")
     p.add_argument("--out", help="output folder (default runs/bench)")
     p.add_argument("--no-resume", dest="resume", action="store_false", help="ignore checkpoints and finished runs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard the results and checkpoints of another configuration in --out and start over")
     p.add_argument("--quiet", dest="progress", action="store_false", default=None, help="no progress bars")
     p.set_defaults(func=_run_bench)
 
@@ -62,7 +68,8 @@ def register(subparsers) -> None:
 
 _FIELDS = ("preset", "dataset", "data_dir", "download", "n_train", "n_test", "model", "width", "methods", "mode",
            "seeds", "epochs", "batch_size", "lr", "weight_decay", "schedule", "loss", "smoothing", "median_last",
-           "augment", "eval_corruptions", "eval_fgsm", "eval_occlusion", "max_eval", "device", "threads", "jobs", "out", "progress")
+           "augment", "eval_corruptions", "eval_fgsm", "eval_occlusion", "max_eval", "device", "threads", "jobs",
+           "throughput_steps", "out", "progress")
 
 
 def config_from_args(args) -> "BenchConfig":
@@ -88,9 +95,10 @@ def config_from_args(args) -> "BenchConfig":
 
 
 def _run_bench(args) -> int:
-    from ..bench.runner import run_bench
+    from ..bench.runner import is_main_process, run_bench
 
     cfg = config_from_args(args)
-    out = run_bench(cfg, resume=args.resume)
-    print(f"results: {out / 'results.jsonl'}\nreport:  {out / 'report.md'}")
+    out = run_bench(cfg, resume=args.resume, overwrite=args.overwrite)
+    if is_main_process():  # under torchrun every rank returns here; one prints
+        print(f"results: {out / 'results.jsonl'}\nreport:  {out / 'report.md'}")
     return 0

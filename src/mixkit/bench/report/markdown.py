@@ -1,6 +1,8 @@
-"""The Markdown of ``report.md``: the command, the setup, the environment, the main table
-(mean ± std over seeds), the paired differences to vanilla with 95% t intervals, the per-method
-hyper-parameters and the plots.
+"""The Markdown of ``report.md``: a warning block when anything differs between the runs, the command,
+the setup (as realised: data sizes, parameter count, effective settings), the environment, the main
+table (mean ± std over seeds), the ranking (:mod:`.tables`), the paired differences to vanilla with 95%
+t intervals, how throughput was measured, the corruptions that ran, the per-method hyper-parameters
+and the plots.
 
 With one seed the spread is shown as ``–``; a metric that was not measured as ``n/a``. A paired
 interval that excludes 0 is marked ``*``.
@@ -11,68 +13,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .stats import Delta, Stat
+from .cells import _NA, _fmt_delta, _fmt_params, _fmt_stat, _fmt_value, _md_table
 from .summary import DELTA_METRICS, METRICS, Summary
+from .tables import ranked_markdown
 from .values import _sort_seeds
-
-
-_NA = "n/a"
-_NO_STD = "–"
-
-
-def _fmt_value(v: float, kind: str) -> str:
-    if kind == "acc":
-        return f"{100 * v:.2f}"
-    if kind == "nll":
-        return f"{v:.3f}"
-    if kind == "speed":
-        return f"{v:.1f}"
-    if kind == "speed_int":
-        return f"{v:.0f}"
-    return f"{v:.3g}"
-
-
-def _fmt_stat(st: Optional[Stat], kind: str) -> str:
-    if st is None:
-        return _NA
-    if kind == "speed":  # same decimals for the mean and the std
-        kind = "speed_int" if st.mean >= 100 else "speed"
-    std = _NO_STD if st.std is None else _fmt_value(st.std, kind)
-    return f"{_fmt_value(st.mean, kind)} ± {std}"
-
-
-def _fmt_signed(v: float, kind: str) -> str:
-    s = _fmt_value(abs(v), kind)
-    if float(s) == 0:
-        return s
-    return ("+" if v > 0 else "−") + s
-
-
-def _fmt_delta(d: Optional[Delta], kind: str) -> str:
-    if d is None:
-        return _NA
-    if d.lo is None:
-        return f"{_fmt_signed(d.mean, kind)} (n=1, no CI)"
-    mark = " *" if d.excludes_zero else ""
-    return f"{_fmt_signed(d.mean, kind)} [{_fmt_signed(d.lo, kind)}, {_fmt_signed(d.hi, kind)}]{mark}"
-
-
-def _fmt_params(params: Mapping[str, Any]) -> str:
-    if not params:
-        return "(none)"
-    return ", ".join(f"{k}={v if isinstance(v, str) else repr(v)}" for k, v in params.items())
-
-
-def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Optional[Sequence[str]] = None) -> str:
-    align = align or ["l"] + ["r"] * (len(header) - 1)
-    sep = ["---:" if a == "r" else ":---" for a in align]
-    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main_table(summary: Summary) -> str:
@@ -82,7 +26,8 @@ def main_table(summary: Summary) -> str:
     header = ["method", "top-1 final (%)", f"top-1 median last {k} (%)"]
     if ref:
         header.append("Δ top-1 vs vanilla [95% CI] (pp)")
-    header += ["NLL", "ECE (%)", "corruption acc (%)", "FGSM acc (%)", "occlusion AUC (%)", "images/s"]
+    header += ["NLL", "ECE (%)", "corruption acc (%)", "FGSM acc (%)", "occlusion AUC (%)", "wall-clock per run (s)",
+               "images/s"]
     if ref:
         header.append("overhead ×")
     ns = {r.n for r in summary.rows}
@@ -98,6 +43,7 @@ def main_table(summary: Summary) -> str:
             _fmt_stat(r.stats["corruption"], "acc"),
             _fmt_stat(r.stats["fgsm"], "acc"),
             _fmt_stat(r.stats["occlusion_auc"], "acc"),
+            _fmt_stat(r.stats["wall_time_s"], "speed"),
             _fmt_stat(r.stats["images_per_s"], "speed"),
         ]
         if ref:
@@ -177,20 +123,49 @@ def _kv(cfg: Mapping[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
+def _setup_value(summary: Summary, key: str) -> Any:
+    """A setup field as realised when the runs recorded it (data sizes; the model with its parameter
+    count), else as configured."""
+    cfg, real = summary.config, summary.setup
+    if key in ("n_train", "n_test") and real.get(key) is not None:
+        return real[key]
+    if key == "model" and cfg.get("model") is not None and real.get("model_params") is not None:
+        return f"{cfg['model']} ({real['model_params']:,} parameters)"
+    if key == "dataset" and cfg.get("dataset") is not None and real.get("input_shape"):
+        shape = "×".join(map(str, real["input_shape"]))
+        return f"{cfg['dataset']} (inputs {shape}" + (f", {real['num_classes']} classes)" if real.get("num_classes") else ")")
+    return cfg.get(key)
+
+
+def _recipe(summary: Summary) -> str:
+    """The recipe line; amp and channels-last as the runs really had them (both are GPU-only)."""
+    cfg = dict(summary.config)
+    notes = []
+    for key in ("amp", "channels_last"):
+        if key in summary.setup and key in cfg and bool(cfg[key]) != bool(summary.setup[key]):
+            notes.append(f"{key}={summary.setup[key]} (requested {cfg[key]}; it applies on CUDA only"
+                         + (", to 2-D models" if key == "channels_last" else "") + ")")
+            cfg.pop(key)
+    return ", ".join(p for p in (_kv(cfg, _RECIPE_FIELDS), *notes) if p)
+
+
 def _setup_section(summary: Summary) -> List[str]:
     cfg = summary.config
     out = ["## Setup", ""]
     if not cfg:
         return out + ["No configuration was recorded in the results.", ""]
     for key, label in _SETUP_FIELDS:
-        if key in cfg and cfg[key] is not None:
-            v = cfg[key]
+        v = _setup_value(summary, key)
+        if v is not None:
             if isinstance(v, (list, tuple)):
                 v = ", ".join(map(str, v)) + f" ({len(cfg[key])})"
             out.append(f"- **{label}**: {v}")
-    recipe = _kv(cfg, _RECIPE_FIELDS)
+    recipe = _recipe(summary)
     if recipe:
         out.append(f"- **recipe** (shared by every method): {recipe}")
+    if summary.setup.get("threads") is not None:
+        out.append(f"- **threads**: {summary.setup['threads']} per training process (part of the protocol: the "
+                   "thread count changes the float reduction order, hence the numbers)")
     ev = _kv(cfg, _EVAL_FIELDS)
     if ev:
         out.append(f"- **evaluation**: {ev}")
@@ -215,6 +190,51 @@ def _env_section(summary: Summary) -> List[str]:
     return out + [""]
 
 
+def _warning_block(summary: Summary) -> List[str]:
+    if not summary.warnings:
+        return []
+    return (["> **⚠ Warning: these runs may not be comparable.**", ">"] + [f"> - {w}" for w in summary.warnings]
+            + [""])
+
+
+def _throughput_text(summary: Summary) -> str:
+    t = summary.throughput
+    if not t:
+        return ("Images/s were measured during training, each run under its own load: with parallel jobs, runs "
+                "that shared the CPU cores are not comparable with runs that trained alone.")
+    rounds, per, warm = t.get("rounds"), t.get("steps_per_round"), t.get("warmup_steps")
+    return (f"Images/s come from a timed pass after training: every method's training step (augmentation, mixing, "
+            f"forward, backward, update) on the same batch of {t.get('batch_size')}, in one process with "
+            f"{t.get('threads')} thread(s) on {t.get('device')}, in {rounds} rounds of {per} step(s) interleaved "
+            f"across the methods after {warm} warm-up step(s); mean ± std over the rounds, so every method is timed "
+            "under the same load.")
+
+
+def _throughput_table(summary: Summary) -> Optional[str]:
+    rows = [r for r in summary.rows if r.timing]
+    if not rows:
+        return None
+    return _md_table(["method", "images/s", "step (ms)", "of which mixing (ms)", "overhead ×"],
+                     [[r.method, _fmt_stat(r.stats["images_per_s"], "speed"), f"{r.timing.get('step_ms', 0):.1f}",
+                       f"{r.timing.get('mix_ms', 0):.1f}", _NA if r.overhead is None else f"{r.overhead:.2f}×"]
+                      for r in rows])
+
+
+def _corruption_text(summary: Summary) -> Optional[str]:
+    c = summary.corruptions
+    if not c:
+        return None
+    ran, not_run = c.get("ran", []), c.get("not_run", {})
+    text = f"Corruptions that ran ({len(ran)} of {len(ran) + len(not_run)}, 5 severities unless configured): {', '.join(ran)}."
+    if not_run:
+        text += " Not run: " + "; ".join(f"{n} ({why})" for n, why in not_run.items()) + "."
+    if summary.reference is not None:
+        text += (" mCE vs vanilla = Σ_s error(method) / Σ_s error(vanilla) per corruption, averaged over the "
+                 "corruptions and paired by seed (Hendrycks & Dietterich's mCE with vanilla as the baseline; "
+                 "< 100% = fewer corruption errors than vanilla).")
+    return text
+
+
 _PLOT_CAPTIONS = {
     "accuracy.png": "Final and median-of-last-k test top-1 per method, and the learning curves.",
     "reliability.png": "Reliability diagrams (15 equal-width confidence bins unless configured otherwise).",
@@ -235,6 +255,7 @@ def render_report(summary: Summary, plots: Sequence[str] = (), *, results_name: 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# {title}", "", f"Built from `{results_name}` ({summary.n_records} records) on {now}. "
              "Rebuild with `mixkit report DIR`.", ""]
+    lines += _warning_block(summary)
     if cfg.get("command"):
         cmd = cfg["command"]
         cmd = " ".join(map(str, cmd)) if isinstance(cmd, (list, tuple)) else str(cmd)
@@ -256,7 +277,22 @@ def render_report(summary: Summary, plots: Sequence[str] = (), *, results_name: 
             legend.append("Δ = paired difference to vanilla over the seeds both were run with (mean of the per-seed "
                           "differences ± t₀.₉₇₅,ₙ₋₁·sd/√n), in percentage points; `*` = the 95% interval excludes 0. "
                           "Overhead × = vanilla's images/s ÷ the method's (> 1: slower than vanilla).")
+        legend.append("Wall-clock per run = training, evaluation and checkpoints over all its epochs (with parallel "
+                      "jobs, under shared load).")
         lines += [" ".join(legend), ""]
+        rk = ranked_markdown(summary)
+        if rk is not None:
+            lines += ["### Ranking", "", rk, "",
+                      "Ranked by final top-1; the best of each column in bold (lower is better for NLL, ECE, mCE, "
+                      "overhead and wall-clock). The same table is in `table.csv` and `table.tex` (LaTeX, booktabs) "
+                      "beside this report.", ""]
+        lines += ["### Throughput", "", _throughput_text(summary), ""]
+        tt = _throughput_table(summary)
+        if tt is not None:
+            lines += [tt, ""]
+        ct = _corruption_text(summary)
+        if ct is not None:
+            lines += ["### Corruptions", "", ct, ""]
         dt = delta_table(summary)
         if dt is not None:
             lines += ["### Paired differences to vanilla (95% CI)", "", dt, "",
@@ -271,8 +307,9 @@ def render_report(summary: Summary, plots: Sequence[str] = (), *, results_name: 
                       "The tables above evaluate the trained classifier, as the AutoMix / AdAutoMix papers do; "
                       "the EMA teacher that drives the mask generator is shown here beside it.", ""]
         lines += ["## Hyper-parameters", "", _params_table(summary), ""]
-    if summary.notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in summary.notes] + [""]
+    notes = [n for n in summary.notes if n not in summary.warnings]  # the warnings are at the top
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     if plots or plot_error:
         lines += ["## Plots", ""]
         if plot_error:

@@ -14,6 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..io import atomic_path
 from ..eval import plot_reliability
+from .compare import one_configuration
 from .records import _group
 from .series import _corruption_by_method, _learning_curves, _occlusion_by_method, _reliability_by_method
 from .stats import _mean_std
@@ -238,7 +239,7 @@ def write_plots(run_dir, records: Sequence[Mapping[str, Any]], summary: Optional
     run_dir = Path(run_dir)
     records = [r for r in records if isinstance(r, Mapping)]
     summary = summary if summary is not None else summarize(records)
-    runs, _ = _group(records)
+    runs, _ = _group(one_configuration(records)[0])  # the configuration the summary shows
     colors = _colors(summary.methods)
     makers = {
         "accuracy.png": lambda p: _plot_accuracy(summary, runs, colors, p),

@@ -76,6 +76,7 @@ def _final_values(run: _Run, k: int) -> Dict[str, Optional[float]]:
     cor, occ, rel = m.get("corruption"), m.get("occlusion"), _dict(m.get("reliability"))
     ips = [_num(r.get("images_per_s")) for r in run.epochs.values()]
     ips = [v for v in ips if v is not None]
+    walls = [_num(r.get("wall_time_s")) for r in run.epochs.values()]
     median = _num(m.get("median_top1"))
     if median is None:
         median = _median_last(run, int(_num(m.get("median_last")) or k))
@@ -91,4 +92,6 @@ def _final_values(run: _Run, k: int) -> Dict[str, Optional[float]]:
         "robust_top1": _first(m.get("robust_top1")),
         "images_per_s": statistics.fmean(ips) if ips else None,
         "teacher_top1": _num(m.get("teacher_top1")),
+        # the run's wall-clock: every epoch's (only when each epoch recorded it)
+        "wall_time_s": sum(walls) if walls and None not in walls else None,
     }
