@@ -12,9 +12,9 @@ from ..result import MixResult
 from .hidden import show_hidden
 from .learned import show_learned
 from .layout import (_SOURCE_COLORS, _block_grid, _colorbar, _finish, _ImageScale, _no_ticks, _share_caption,
-                     _share_image, _share_values, _stacked_grid)
+                     _share_image, _share_values, _sources_and_mix, _stacked_grid)
 from .prepare import MixerLike, _anchor_share, _check_n, _check_x, _check_y, _make_mixer, _run
-from .text import _role, _source_legend, _source_title, _title, _weights_caption, weight_text
+from .text import _role, _source_legend, _title, weight_text
 
 
 def show_grid(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
@@ -69,13 +69,7 @@ def show_grid(mixer_or_name: MixerLike, x: Tensor, y: Optional[Tensor] = None,
     mask_im = None
     for block_rows, axes, sf, last in grid:
         for r, i in enumerate(block_rows):
-            for j in range(k):
-                ax = axes[r, j]
-                scale.draw(ax, xin[int(res.index[i, j])])
-                ax.set_title(_source_title(res, i, j, y, class_names), fontsize=8)
-            ax = axes[r, k]
-            scale.draw(ax, xmix[i])
-            ax.set_title("mixed\n" + _weights_caption(res, i, y, class_names), fontsize=8, fontweight="bold")
+            _sources_and_mix(axes, r, i, res, scale, xin, xmix, y, class_names, 8)
             ax = axes[r, k + 1]
             s = share[i]
             mask_im = ax.imshow(_share_image(s, x.shape[-2:]).numpy(), cmap="viridis", vmin=0, vmax=1,

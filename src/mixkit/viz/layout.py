@@ -10,6 +10,8 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from .text import _source_title, _weights_caption
+
 #: resolution of the saved PNGs
 DPI = 110
 
@@ -148,3 +150,16 @@ def _owner_rgb(mask_i: Tensor, cols: Sequence[int]):
         col = torch.tensor(to_rgb(_SOURCE_COLORS[j % len(_SOURCE_COLORS)]), dtype=torch.float32).view(3, 1, 1)
         rgb = rgb + col * mask_i[j].unsqueeze(0)
     return rgb.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def _sources_and_mix(axes, r: int, i: int, res, scale, xin, xmix, y, class_names, fontsize: float) -> None:
+    """Row ``r`` of a picture: the ``k`` sources of output ``i`` in columns ``0..k-1``, the mixed sample in
+    column ``k``, each titled with its label weights."""
+    k = res.index.shape[1]
+    for j in range(k):
+        ax = axes[r, j]
+        scale.draw(ax, xin[int(res.index[i, j])])
+        ax.set_title(_source_title(res, i, j, y, class_names), fontsize=fontsize)
+    ax = axes[r, k]
+    scale.draw(ax, xmix[i])
+    ax.set_title("mixed\n" + _weights_caption(res, i, y, class_names), fontsize=fontsize, fontweight="bold")

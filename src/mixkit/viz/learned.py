@@ -18,9 +18,9 @@ from torch import Tensor
 
 from ..result import MixResult
 from .layout import (_owner_rgb, _SOURCE_COLORS, _block_grid, _colorbar, _finish, _ImageScale, _no_ticks, _share_image,
-                     _stacked_grid)
+                     _sources_and_mix, _stacked_grid)
 from .prepare import _check_n, _check_x, _check_y
-from .text import _label, _role, _source_legend, _source_title, _weights_caption, _wrap_lines, mixer_text, weight_text
+from .text import _label, _role, _source_legend, _wrap_lines, mixer_text, weight_text
 
 Snapshots = Union[Mapping[int, MixResult], Sequence[Tuple[int, MixResult]]]
 
@@ -130,13 +130,7 @@ def _learned_2d(res: MixResult, x: Tensor, y, class_names, rows, panel_size, blo
     im = None
     for block_rows, axes, sf, last in grid:
         for r, i in enumerate(block_rows):
-            for j in range(k):
-                ax = axes[r, j]
-                scale.draw(ax, xin[int(res.index[i, j])])
-                ax.set_title(_source_title(res, i, j, y, class_names), fontsize=7.5)
-            ax = axes[r, k]
-            scale.draw(ax, xmix[i])
-            ax.set_title("mixed\n" + _weights_caption(res, i, y, class_names), fontsize=7.5, fontweight="bold")
+            _sources_and_mix(axes, r, i, res, scale, xin, xmix, y, class_names, 7.5)
             for j in range(k):
                 ax = axes[r, k + 1 + j]
                 s = mask[i, j]
