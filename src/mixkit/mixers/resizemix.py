@@ -144,7 +144,8 @@ class ResizeMix(Mixer):
         if nearest and dev.type == "cpu" and c * n >= _ROW_LOOP_CELLS:
             return self._paste_each(x, partner, lo, length, active)
         op = torch.float64 if (x.dtype == torch.float64 and dev.type == "cpu") else torch.float32
-        cells, src, dst, stride = [None] * d, None, None, 1
+        cells, src, dst, stride, real = [None] * d, None, None, 1, None
+        grad = torch.is_grad_enabled() and x.requires_grad
         for i in reversed(range(d)):  # flat cell offsets, the last axis fastest
             s = sizes[i]
             most = max(math.floor(s * self.scale[1]), 1)
@@ -156,6 +157,9 @@ class ResizeMix(Mixer):
             cells[i] = (r, shape)
             dst_i = ((lo[:, i, None].to(dev) + r) * stride).view(shape)
             dst = dst_i if dst is None else dst + dst_i
+            if grad:  # the cells of the row's own patch (the rest repeat its last cell)
+                own_i = (torch.arange(most, device=dev) < length[:, i, None].to(dev)).view(shape)
+                real = own_i if real is None else real & own_i
             if nearest:
                 src_i = (near.index_select(0, li) * stride).view(shape)
                 src = src_i if src is None else src + src_i
@@ -175,6 +179,11 @@ class ResizeMix(Mixer):
             if active is not None:
                 own = x.reshape(b, c, n).gather(2, dst.expand(b, c, cols))
                 vals = torch.where(active.to(dev).view(b, 1, 1), vals, own)
+        if grad:  # repeated cells write into a spare cell past the end: one gradient per shown pixel
+            dst = torch.where(real.reshape(b, 1, -1), dst, n)
+            spare = torch.cat([x.reshape(b, c, n), x.new_zeros(b, c, 1)], 2)
+            out = spare.scatter(2, dst.expand(b, c, cols), vals)[..., :n].reshape(x.shape)
+            return x.copy_(out) if self.inplace else _ops.keep_format(out, x)
         flat = x.contiguous()  # `vals` is read first: the sources are un-mixed
         out = flat if (self.inplace or flat is not x) else flat.clone()
         out.view(b, c, n).scatter_(2, dst.expand(b, c, cols), vals)
