@@ -196,11 +196,11 @@ def test_large_images_take_the_row_path_on_the_cpu(monkeypatch):
     orig = ResizeMix._paste_each
     monkeypatch.setattr(ResizeMix, "_paste_each", lambda self, *a: calls.append(1) or orig(self, *a))
     m = ResizeMix(mode="sample")
-    m.mix(torch.randn(3, 3, 64, 64), generator=gen(0))
+    m.mix(torch.randn(3, 3, 128, 128), generator=gen(0))
     assert calls
     calls.clear()
     m.mix(torch.randn(3, 3, 32, 32), generator=gen(0))
-    ResizeMix(mode="sample", interpolation="linear").mix(torch.randn(3, 3, 64, 64), generator=gen(0))
+    ResizeMix(mode="sample", interpolation="linear").mix(torch.randn(3, 3, 128, 128), generator=gen(0))
     assert not calls
 
 
