@@ -240,3 +240,12 @@ def test_label_is_the_realised_share_mean(cls, shape, mode, p):
         torch.testing.assert_close(res.weights[:, 0].double(), mean, atol=2e-7, rtol=0)
         off = ~res.mixed
         assert bool((res.weights[off, 0] == 1).all())
+
+
+def test_cached_index_maps_made_under_inference_mode_serve_autograd_later():
+    m = ResizeMix(mode="sample", scale=(0.3, 0.7))
+    with torch.inference_mode():
+        m.mix(torch.randn(4, 3, 15, 13), generator=gen(0))
+    x = torch.randn(4, 3, 15, 13, requires_grad=True)
+    m.mix(x, generator=gen(0)).inputs.sum().backward()
+    assert float(x.grad.sum()) == x.numel()
