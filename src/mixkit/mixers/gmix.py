@@ -57,9 +57,10 @@ class GMix(Mixer):
         minority = lam < 0.5
         mass = torch.where(minority, lam, 1.0 - lam)
         sigma = gaussian.sigma_for_mass(sizes, mass)
-        g = gaussian.gaussian_kernel(sizes, centre, sigma, device=x.device)
+        g, g_sum = gaussian.kernel_and_mass(sizes, centre, sigma, device=x.device)
         share_map = torch.where(minority.view(-1, 1, *([1] * d)), g, 1.0 - g)
-        w0 = share_map.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)
+        n_cells = math.prod(sizes)  # the share's sum in closed form: sum(g) or N - sum(g)
+        w0 = torch.where(minority.to(g_sum.device), g_sum, n_cells - g_sum) / n_cells
         x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
         return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map,
                                  centre=centre, sigma=sigma, minority_anchor=minority)

@@ -2,6 +2,7 @@
 arXiv 2012.11101; Computational Visual Media 2023)."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -21,6 +22,7 @@ __all__ = ["ResizeMix"]
 _NEAREST = ("nearest", "nearest-exact")
 _LINEAR = ("linear", "bilinear", "trilinear")
 _INTERPOLATIONS = _NEAREST + _LINEAR + ("bicubic",)
+_ROW_LOOP_CELLS = 1 << 15  # C * N from which the CPU pastes nearest patches row by row (the two cross near 3 x 112 x 112)
 
 
 class ResizeMix(Mixer):
@@ -127,7 +129,8 @@ class ResizeMix(Mixer):
     # ------------------------------------------------------------------ sample mode
     def _paste_rows(self, x: Tensor, partner: Tensor, lo: Tensor, length: Tensor,
                     active: Optional[Tensor]) -> Tensor:
-        """Paste row ``i``'s partner, resized to ``length[i]``, at ``lo[i]``: one gather and one scatter.
+        """Paste row ``i``'s partner, resized to ``length[i]``, at ``lo[i]``: one gather and one scatter
+        over the flat ``(B, C, N)`` batch.
 
         Every row works on a patch grid of the largest possible patch (``floor(size * scale[1])`` per
         axis, static, so nothing waits on the device); cells past a row's own patch repeat its last cell,
@@ -135,45 +138,71 @@ class ResizeMix(Mixer):
         """
         b, c = x.shape[:2]
         sizes = tuple(x.shape[2:])
-        d = len(sizes)
+        d, n = len(sizes), math.prod(sizes)
         dev = x.device
-        cells, dst = [], []
-        for i, s in enumerate(sizes):
+        nearest = self.interpolation in _NEAREST
+        if nearest and dev.type == "cpu" and c * n >= _ROW_LOOP_CELLS:
+            return self._paste_each(x, partner, lo, length, active)
+        op = torch.float64 if (x.dtype == torch.float64 and dev.type == "cpu") else torch.float32
+        cells, src, dst, stride, real = [None] * d, None, None, 1, None
+        grad = torch.is_grad_enabled() and x.requires_grad
+        for i in reversed(range(d)):  # flat cell offsets, the last axis fastest
+            s = sizes[i]
             most = max(math.floor(s * self.scale[1]), 1)
-            r = torch.minimum(torch.arange(most, device=dev), length[:, i, None] - 1)  # (B, L_i)
+            reach, near = _cell_tables(s, most, self.interpolation == "nearest-exact", op, dev)
+            li = length[:, i].to(dev) - 1
+            r = reach.index_select(0, li)  # (B, L_i): min(j, length - 1)
             shape = [b] + [1] * d
             shape[1 + i] = most
-            cells.append((r, shape))
-            dst.append((lo[:, i, None] + r).view(shape))
-        rows = torch.arange(b, device=dev).view(b, *([1] * d))
-        if self.interpolation in _NEAREST:
-            vals = self._nearest_cells(x, partner, cells, length)  # (B, *L, C)
+            cells[i] = (r, shape)
+            dst_i = ((lo[:, i, None].to(dev) + r) * stride).view(shape)
+            dst = dst_i if dst is None else dst + dst_i
+            if grad:  # the cells of the row's own patch (the rest repeat its last cell)
+                own_i = (torch.arange(most, device=dev) < length[:, i, None].to(dev)).view(shape)
+                real = own_i if real is None else real & own_i
+            if nearest:
+                src_i = (near.index_select(0, li) * stride).view(shape)
+                src = src_i if src is None else src + src_i
+            stride *= s
+        dst = dst.reshape(b, 1, -1)
+        cols = dst.shape[2]
+        if nearest:
+            src = src.reshape(b, 1, -1)
+            if active is not None:  # rows not selected by p copy their own pixels back
+                keep = active.to(dev)
+                partner = torch.where(keep, partner.to(dev), torch.arange(b, device=dev))
+                src = torch.where(keep.view(b, 1, 1), src, dst)
+            parts = x.index_select(0, partner.to(dev)).reshape(b, c, n)
+            vals = parts.gather(2, src.expand(b, c, cols))  # (B, C, L)
         else:
-            vals = self._sampled_cells(x, partner, cells, length)
-        if active is not None:  # rows not selected by p write their own pixels back
-            own = x[(rows, slice(None)) + tuple(dst)]
-            vals = torch.where(active.to(dev).view(b, *([1] * (d + 1))), vals, own)
-        out = x if self.inplace else x.clone()  # `vals` is read first: the sources are un-mixed
-        out[(rows, slice(None)) + tuple(dst)] = vals
-        return out if self.inplace else _ops.keep_format(out, x)
+            vals = self._sampled_cells(x, partner, cells, length).reshape(b, c, cols)
+            if active is not None:
+                own = x.reshape(b, c, n).gather(2, dst.expand(b, c, cols))
+                vals = torch.where(active.to(dev).view(b, 1, 1), vals, own)
+        if grad:  # repeated cells write into a spare cell past the end: one gradient per shown pixel
+            dst = torch.where(real.reshape(b, 1, -1), dst, n)
+            spare = torch.cat([x.reshape(b, c, n), x.new_zeros(b, c, 1)], 2)
+            out = spare.scatter(2, dst.expand(b, c, cols), vals)[..., :n].reshape(x.shape)
+            return x.copy_(out) if self.inplace else _ops.keep_format(out, x)
+        flat = x.contiguous()  # `vals` is read first: the sources are un-mixed
+        out = flat if (self.inplace or flat is not x) else flat.clone()
+        out.view(b, c, n).scatter_(2, dst.expand(b, c, cols), vals)
+        if self.inplace:
+            return x if out is x else x.copy_(out)
+        return _ops.keep_format(out, x)
 
-    def _nearest_cells(self, x: Tensor, partner: Tensor, cells, length: Tensor) -> Tensor:
-        # F.interpolate's nearest rule for an explicit output size, per axis: with scale = in / out,
-        # output cell j reads floor(j * scale) ("nearest") or floor((j + 0.5) * scale) ("nearest-exact"),
-        # capped at in - 1. torch computes this in float32, except for float64 inputs on the CPU, where
-        # scale and product are float64 and the product is rounded to float32 before the floor; the same
-        # arithmetic is repeated here so the patch is bit-identical to F.interpolate.
-        b = x.shape[0]
-        op = torch.float64 if (x.dtype == torch.float64 and x.device.type == "cpu") else torch.float32
-        exact = self.interpolation == "nearest-exact"
-        src = []
-        for i, (r, shape) in enumerate(cells):
-            s = x.shape[2 + i]
-            scale = torch.tensor(float(s), dtype=op, device=x.device) / length[:, i, None].to(op)
-            pos = r.to(op) + 0.5 if exact else r.to(op)
-            src.append(torch.floor((pos * scale).float()).long().clamp(0, s - 1).view(shape))
-        rows = partner.view(b, *([1] * len(cells)))
-        return x[(rows, slice(None)) + tuple(src)]  # (B, *L, C)
+    def _paste_each(self, x: Tensor, partner: Tensor, lo: Tensor, length: Tensor,
+                    active: Optional[Tensor]) -> Tensor:
+        """The nearest paste row by row (large images on the CPU, where moving only each row's own patch
+        beats the padded batched grid): ``F.interpolate`` of the partner into its box, the rule the batched
+        path reproduces. Every patch is read before anything is written."""
+        rows = range(x.shape[0]) if active is None else [i for i, a in enumerate(active.tolist()) if a]
+        js, los, lens = partner.tolist(), lo.tolist(), length.tolist()
+        patches = [F.interpolate(x[js[i]:js[i] + 1], size=lens[i], mode=self.interpolation)[0] for i in rows]
+        out = x if self.inplace else x.clone()
+        for i, patch in zip(rows, patches):
+            out[(i, slice(None)) + tuple(slice(a, a + z) for a, z in zip(los[i], lens[i]))] = patch
+        return out
 
     def _sampled_cells(self, x: Tensor, partner: Tensor, cells, length: Tensor) -> Tensor:
         # grid_sample with align_corners=False reads input coordinate ((g + 1) * in - 1) / 2; choosing
@@ -195,8 +224,27 @@ class ResizeMix(Mixer):
             out = F.grid_sample(src.unsqueeze(2), grid, mode=mode, padding_mode="border", align_corners=False).squeeze(2)
         else:
             out = F.grid_sample(src, grid, mode=mode, padding_mode="border", align_corners=False)
-        return out.to(x.dtype).movedim(1, -1)  # (B, *L, C)
+        return out.to(x.dtype)  # (B, C, *L)
 
     def extra_repr(self) -> str:
         extra = f", scale={self.scale}, interpolation={self.interpolation!r}"
         return super().extra_repr() + extra + (", use_alpha=True" if self.use_alpha else "")
+
+
+@functools.lru_cache(maxsize=64)
+def _cell_tables(size: int, most: int, exact: bool, op: torch.dtype, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """Per-axis index maps ``(size, most)`` int64, row ``l - 1`` for a patch of ``l`` cells: ``min(j, l - 1)``
+    (the patch cell, the last one repeated) and the partner cell it reads under the nearest rule.
+
+    F.interpolate's nearest rule for an explicit output size: with scale = in / out, output cell j reads
+    floor(j * scale) ("nearest") or floor((j + 0.5) * scale) ("nearest-exact"), capped at in - 1. torch
+    computes this in float32, except for float64 inputs on the CPU, where scale and product are float64
+    and the product is rounded to float32 before the floor; the same arithmetic is repeated here so the
+    patch is bit-identical to F.interpolate.
+    """
+    lengths = torch.arange(1, size + 1, device=device).unsqueeze(1)  # (size, 1)
+    reach = torch.minimum(torch.arange(most, device=device), lengths - 1)  # (size, most)
+    scale = torch.tensor(float(size), dtype=op, device=device) / lengths.to(op)
+    pos = reach.to(op) + 0.5 if exact else reach.to(op)
+    near = torch.floor((pos * scale).float()).long().clamp(0, size - 1)
+    return reach, near

@@ -63,9 +63,9 @@ class SmoothMix(Mixer):
         sizes = tuple(x.shape[2:])
         s, centre = params.draws["scale"], params.draws["centre"]
         sigma = s.unsqueeze(1) * torch.tensor(list(sizes), dtype=torch.float32, device=x.device)
-        k = gaussian.gaussian_kernel(sizes, centre, sigma, device=x.device)
+        k, k_sum = gaussian.kernel_and_mass(sizes, centre, sigma, device=x.device)
         share_map = self._deactivate(1.0 - k, params.active, x.shape[0])
-        w0 = (share_map.flatten(1).sum(1, dtype=torch.float64) / math.prod(sizes)).float()
+        w0 = self._deactivate(1.0 - k_sum / math.prod(sizes), params.active, x.shape[0]).float()
         x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
         return self._pair_result(x_mix, params, w0, lam=None, share_map=share_map, centre=centre, sigma=sigma)
 
