@@ -176,3 +176,80 @@ def test_cutmix_inactive_rows_and_inplace_with_row_copy(monkeypatch):
     res = mixkit.CutMix(mode="sample", p=0.5, inplace=True).mix(xi, generator=torch.Generator().manual_seed(17))
     assert res.inputs.data_ptr() == xi.data_ptr()
     assert torch.equal(bits(res.inputs), bits(ref.inputs))
+
+
+def _leaks(x, res):
+    """Output pixels that are non-finite although no source with a share > 0 there is."""
+    b = x.shape[0]
+    sm = res.share_map
+    if sm is None or sm.shape[1] != 1:
+        sm = res.weights[:, 0].view(b, *([1] * (x.dim() - 1)))
+    sm = sm.float().expand(b, 1, *x.shape[2:])
+    out = []
+    for o in range(b):
+        a = res.index[o, 0]
+        p = res.index[o, 1] if res.index.shape[1] > 1 else a
+        expect = ((sm[o] > 0) & ~torch.isfinite(x[a])) | ((sm[o] < 1) & ~torch.isfinite(x[p]))
+        if bool((~torch.isfinite(res.inputs[o]) & ~expect).any()):
+            out.append(o)
+    return out
+
+
+@pytest.mark.parametrize("name,kw", [("HMix", {}), ("MixUp", {"p": 0.5}), ("GMix", {}), ("SmoothMix", {}),
+                                     ("CutMix", {}), ("FMix", {}), ("GridMix", {})])
+@pytest.mark.parametrize("mode", ["sample", "batch"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_float_and_bool_maps_keep_non_finite_pixels_local(name, kw, mode, dtype):
+    for seed in range(3):
+        x = torch.rand(8, 3, 16, 16).to(dtype)
+        x[0] = float("nan")
+        x[3, 1] = float("inf")
+        x[5, 2, :4] = -float("inf")
+        res = getattr(mixkit, name)(mode=mode, **kw).mix(x, generator=torch.Generator().manual_seed(seed))
+        assert _leaks(x, res) == [], (name, mode, seed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("inplace", [False, True])
+def test_float_map_with_ends_is_exact_on_non_finite_and_huge_inputs(dtype, inplace):
+    """0 * (a - b) is NaN for a NaN/inf pixel and for two finite values whose difference overflows."""
+    b, sizes = 6, (8, 9)
+    x = special(b, 2, sizes, dtype, seed=18)
+    if dtype in (torch.float32, torch.bfloat16):
+        x[2, 0, 0, :3] = torch.tensor([3e38, -3e38, 2e38]).to(dtype)
+    perm = torch.roll(torch.arange(b), 2)
+    g = torch.Generator().manual_seed(19)
+    w = torch.rand(b, 1, *sizes, generator=g)
+    w[torch.rand(b, 1, *sizes, generator=g) < 0.3] = 0.0
+    w[torch.rand(b, 1, *sizes, generator=g) < 0.3] = 1.0
+    w[1] = 1.0
+    partner = x.index_select(0, perm)
+    out = _ops.mix_pair(x.clone(), perm, w, inplace)
+    m1, m0 = (w == 1).expand_as(x), (w == 0).expand_as(x)
+    assert torch.equal(bits(out[m1]), bits(x[m1]))
+    assert torch.equal(bits(out[m0]), bits(partner[m0]))
+    mid = ~(m0 | m1)
+    assert torch.equal(bits(out[mid]), bits(_ops.lerp(x, partner, w)[mid]))
+    rows = torch.arange(b).view(-1, 1)  # the per-row map of MixUp: row 1 left unmixed
+    wr = torch.where(rows == 1, 1.0, 0.25).view(b, 1, 1, 1)
+    out = _ops.mix_pair(x.clone(), perm, wr, inplace)
+    assert torch.equal(bits(out[1]), bits(x[1]))
+
+
+def test_float_map_with_ends_gradient():
+    b, sizes = 4, (5, 6)
+    g = torch.Generator().manual_seed(20)
+    x0 = torch.randn(b, 2, *sizes, generator=g, dtype=torch.float64)
+    x0[0, 0, 0, 0] = float("nan")
+    w = torch.rand(b, 1, *sizes, generator=g, dtype=torch.float64)
+    w[:, :, :2] = 0.0
+    w[:, :, -1] = 1.0
+    perm = torch.tensor([1, 2, 3, 0])
+    weight = torch.randn(b, 2, *sizes, generator=g, dtype=torch.float64)
+    x1 = x0.clone().requires_grad_(True)
+    (_ops.mix_pair(x1, perm, w.float()) * weight).sum().backward()  # the grad of out is weight, NaN or not
+    # the formula's gradient: w to the anchor, 1 - w to the partner
+    wf = w.float().double().expand_as(x0)
+    expect = wf * weight
+    expect.index_add_(0, perm, (1 - wf) * weight)
+    assert torch.allclose(x1.grad, expect)

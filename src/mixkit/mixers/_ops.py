@@ -107,13 +107,18 @@ def paste_rows(x: Tensor, partner_index: Tensor, lo: Tensor, hi: Tensor, inplace
     return out if inplace else keep_format(out, x)
 
 
-def _has_ends(w: Tensor) -> bool:
-    """Whether a share map in ``[0, 1]`` holds an exact 0 or 1 somewhere (a source left out there)."""
-    if w.numel() == 1:
-        v = float(w)
-        return v == 0.0 or v == 1.0
-    lo, hi = torch.aminmax(w)
-    return bool(lo <= 0) or bool(hi >= 1)
+def _may_have_ends(w: Tensor) -> bool:
+    """Whether a share map in ``[0, 1]`` may hold an exact 0 or 1 (a source left out there): read for a
+    scalar or per-row map, assumed for a per-pixel one (whose blend is checked instead)."""
+    if w.numel() > 4096:
+        return True
+    vals = w.reshape(-1).tolist()
+    return 0.0 in vals or 1.0 in vals
+
+
+def _all_finite(t: Tensor) -> bool:
+    """No NaN/inf in ``t`` (one reduction; a sum that overflows only sends the caller to its exact path)."""
+    return t.numel() == 0 or bool(torch.isfinite(t.sum(dtype=torch.promote_types(t.dtype, torch.float32))))
 
 
 def _lerp_safe(x: Tensor) -> bool:
@@ -123,6 +128,13 @@ def _lerp_safe(x: Tensor) -> bool:
         return True
     calc = torch.promote_types(x.dtype, torch.float32)
     return bool(torch.isfinite(x.amax().to(calc) - x.amin().to(calc)))
+
+
+def _lerp_exact(x: Tensor, partner: Tensor, w: Tensor) -> Tensor:
+    """:func:`lerp` that takes ``partner`` where ``w`` is 0 and ``x`` where it is 1, whatever the other holds."""
+    w = w.to(x.device)
+    res = torch.where(w == 0, partner, lerp(x, partner, w))
+    return keep_format(torch.where(w == 1, x, res), x)
 
 
 def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool = False,
@@ -154,12 +166,16 @@ def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool 
         if out is not None and not grad and cpu and x.is_floating_point() and x.element_size() in _BITS:
             return select_bits(share_map, x, partner, out)
         return where(share_map, x, partner, out=out)
-    if _has_ends(share_map) and not _lerp_safe(x):  # a left-out source's NaN/inf must not spread (0 * NaN)
-        w = share_map.to(x.device)
-        res = torch.where(w == 0, partner, lerp(x, partner, w))
-        res = keep_format(torch.where(w == 1, x, res), x)
-        return x.copy_(res) if inplace else res
-    return lerp(x, partner, share_map, out=out)
+    if not _may_have_ends(share_map):
+        return lerp(x, partner, share_map, out=out)
+    # A source left out somewhere (share 0 or 1) must not spread its NaN/inf there (0 * NaN): the blend is
+    # exact wherever it comes out finite; otherwise it is redone from the sources.
+    if inplace and not _lerp_safe(x):
+        return x.copy_(_lerp_exact(x, partner, share_map))
+    res = lerp(x, partner, share_map, out=out)
+    if inplace or _all_finite(res):
+        return res
+    return _lerp_exact(x, gather(x, partner_index), share_map)
 
 
 def paste_box(x: Tensor, partner_index: Tensor, lo: Sequence[int], hi: Sequence[int], patch: Optional[Tensor] = None,
