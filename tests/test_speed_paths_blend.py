@@ -253,3 +253,18 @@ def test_float_map_with_ends_gradient():
     expect = wf * weight
     expect.index_add_(0, perm, (1 - wf) * weight)
     assert torch.allclose(x1.grad, expect)
+
+
+def test_float_map_assumed_to_have_ends_blends_exactly(monkeypatch):
+    """A map not read (per-pixel, or on an accelerator) equals the exact blend that accelerators run at once."""
+    monkeypatch.setattr(_ops, "_may_have_ends", lambda w: True)
+    b, sizes = 6, (8, 9)
+    x = special(b, 2, sizes, torch.float32, seed=21)
+    perm = torch.roll(torch.arange(b), 1)
+    w = torch.rand(b, 1, *sizes, generator=torch.Generator().manual_seed(22))
+    w[:, :, :3] = 0.0
+    w[:, :, -2:] = 1.0
+    expect = _ops._lerp_exact(x, x.index_select(0, perm), w)
+    for inplace in (False, True):
+        out = _ops.mix_pair(x.clone(), perm, w, inplace)
+        assert torch.equal(bits(out), bits(expect))

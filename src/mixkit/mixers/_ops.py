@@ -109,8 +109,8 @@ def paste_rows(x: Tensor, partner_index: Tensor, lo: Tensor, hi: Tensor, inplace
 
 def _may_have_ends(w: Tensor) -> bool:
     """Whether a share map in ``[0, 1]`` may hold an exact 0 or 1 (a source left out there): read for a
-    scalar or per-row map, assumed for a per-pixel one (whose blend is checked instead)."""
-    if w.numel() > 4096:
+    scalar or per-row map on the CPU, assumed otherwise (no device sync)."""
+    if w.numel() > 4096 or w.device.type != "cpu":
         return True
     vals = w.reshape(-1).tolist()
     return 0.0 in vals or 1.0 in vals
@@ -169,9 +169,11 @@ def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool 
     if not _may_have_ends(share_map):
         return lerp(x, partner, share_map, out=out)
     # A source left out somewhere (share 0 or 1) must not spread its NaN/inf there (0 * NaN): the blend is
-    # exact wherever it comes out finite; otherwise it is redone from the sources.
-    if inplace and not _lerp_safe(x):
-        return x.copy_(_lerp_exact(x, partner, share_map))
+    # exact wherever it comes out finite; otherwise it is redone from the sources. Accelerators blend
+    # exactly at once (no device sync).
+    if not cpu or (inplace and not _lerp_safe(x)):
+        res = _lerp_exact(x, partner, share_map)
+        return x.copy_(res) if inplace else res
     res = lerp(x, partner, share_map, out=out)
     if inplace or _all_finite(res):
         return res
