@@ -268,3 +268,39 @@ def test_float_map_assumed_to_have_ends_blends_exactly(monkeypatch):
     for inplace in (False, True):
         out = _ops.mix_pair(x.clone(), perm, w, inplace)
         assert torch.equal(bits(out), bits(expect))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fmt", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("mode", ["sample", "batch"])
+def test_hmix_box_copy_equals_the_per_pixel_blend(path, dtype, fmt, mode):
+    b, sizes = 8, (12, 14)
+    x = torch.randn(b, 3, *sizes, generator=torch.Generator().manual_seed(23)).to(dtype)
+    if fmt == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    for p in (1.0, 0.5):
+        ref = mixkit.HMix(mode=mode, p=p).mix(x, generator=torch.Generator().manual_seed(24))
+        if ref.share_map is None:  # batch mode, not drawn: the batch is returned unmixed
+            continue
+        expect = _ops.lerp(x, x.index_select(0, ref.index[:, -1]), ref.share_map)
+        assert torch.equal(bits(ref.inputs), bits(expect))
+        assert ref.inputs.is_contiguous(memory_format=torch.channels_last) == (fmt == "channels_last")
+        xi = x.clone()
+        res = mixkit.HMix(mode=mode, p=p, inplace=True).mix(xi, generator=torch.Generator().manual_seed(24))
+        assert res.inputs.data_ptr() == xi.data_ptr() and torch.equal(bits(res.inputs), bits(expect))
+        bad = special(b, 3, sizes, dtype, seed=25)
+        res = mixkit.HMix(mode=mode, p=p).mix(bad, generator=torch.Generator().manual_seed(24))
+        assert _leaks(bad, res) == []
+
+
+def test_hmix_box_copy_gradient(path):
+    b, sizes = 6, (10, 10)
+    g = torch.Generator().manual_seed(26)
+    x0 = torch.randn(b, 3, *sizes, generator=g, dtype=torch.float64)
+    weight = torch.randn(b, 3, *sizes, generator=g, dtype=torch.float64)
+    x1 = x0.clone().requires_grad_(True)
+    res = mixkit.HMix(mode="sample").mix(x1, generator=torch.Generator().manual_seed(27))
+    (res.inputs * weight).sum().backward()
+    x2 = x0.clone().requires_grad_(True)
+    (_ops.lerp(x2, x2.index_select(0, res.index[:, 1]), res.share_map) * weight).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad)

@@ -7,7 +7,7 @@ share of each source equals the float32 label weight up to the output's own roun
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -79,17 +79,16 @@ def select_bits(share_map: Tensor, x: Tensor, partner: Tensor, out: Tensor) -> T
     return out
 
 
-def paste_rows(x: Tensor, partner_index: Tensor, lo: Tensor, hi: Tensor, inplace: bool = False) -> Tensor:
+def paste_rows(x: Tensor, partner_index: Tensor, lo: Tensor, hi: Tensor, inplace: bool = False,
+               under: Optional[Callable[[], Tensor]] = None) -> Tensor:
     """``x`` with row ``i``'s box ``[lo[i], hi[i])`` (``(n, d)`` ints, ``n`` = 1 or B) holding the pixels of
     row ``partner_index[i]``: the sample-mode paste, copying only the boxes (exact, also for NaN/inf,
     and differentiable). With ``inplace`` the boxes are read before any is written, then ``x`` is
-    overwritten."""
+    overwritten. ``under()``: the batch the boxes go onto (``x`` itself with ``inplace``), e.g. a blend."""
     b = x.shape[0]
     lo_l, hi_l, src = lo.tolist(), hi.tolist(), partner_index.tolist()
     if len(lo_l) == 1:
         lo_l, hi_l = lo_l * b, hi_l * b
-    out = x if inplace else x.clone()  # clone keeps the memory format
-    st_x, st_o = x.stride(), out.stride()
     moves = []  # (size, offset in a row, row, source row): one strided view per box (cheaper than indexing)
     for i in range(b):
         size = (x.shape[1],) + tuple(z - a for a, z in zip(lo_l[i], hi_l[i]))
@@ -99,9 +98,12 @@ def paste_rows(x: Tensor, partner_index: Tensor, lo: Tensor, hi: Tensor, inplace
     def view(t: Tensor, st: Sequence[int], size, corner, row: int) -> Tensor:
         return t.as_strided(size, st[1:], t.storage_offset() + row * st[0] + sum(a * s for a, s in zip(corner, st[2:])))
 
+    st_x = x.stride()
     patches = [view(x, st_x, size, c, j) for size, c, _, j in moves]
     if inplace:
         patches = [p.clone() for p in patches]  # read every box before any is written
+    out = under() if under is not None else x if inplace else x.clone()  # clone keeps the memory format
+    st_o = out.stride()
     for (size, c, i, _), patch in zip(moves, patches):
         view(out, st_o, size, c, i).copy_(patch)
     return out if inplace else keep_format(out, x)
@@ -178,6 +180,17 @@ def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool 
     if inplace or _all_finite(res):
         return res
     return _lerp_exact(x, gather(x, partner_index), share_map)
+
+
+def lerp_paste(x: Tensor, partner_index: Tensor, share_map: Tensor, w: Tensor, lo: Tensor, hi: Tensor,
+               inplace: bool = False) -> Tensor:
+    """:func:`mix_pair` for a ``share_map`` that is ``w`` ``(n,)`` outside one box ``[lo, hi)`` per row and 0
+    inside (HMix); large CPU images blend with the per-row ``w`` and copy the partners' boxes over it."""
+    grad = torch.is_grad_enabled() and x.requires_grad
+    if x.device.type != "cpu" or math.prod(x.shape[1:]) < ROW_COPY_MIN or (inplace and grad):
+        return mix_pair(x, partner_index, share_map, inplace)
+    w = rows_view(w.to(x.device, torch.float32), x)
+    return paste_rows(x, partner_index, lo, hi, inplace, under=lambda: mix_pair(x, partner_index, w, inplace))
 
 
 def paste_box(x: Tensor, partner_index: Tensor, lo: Sequence[int], hi: Sequence[int], patch: Optional[Tensor] = None,
