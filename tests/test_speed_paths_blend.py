@@ -90,8 +90,11 @@ def test_box_blend_1d_3d(path, sizes):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_random_mask_bits_equal_where(dtype):
-    """FMix / GridMix-style maps (not boxes): the bit-select path, also broadcasting one map (batch mode)."""
+@pytest.mark.parametrize("bits_max", [1 << 62, 0])
+def test_random_mask_bits_equal_where(dtype, bits_max, monkeypatch):
+    """FMix / GridMix-style maps (not boxes): the bit-select path (or where, for large batches), also
+    broadcasting one map (batch mode)."""
+    monkeypatch.setattr(_ops, "BITS_MAX_BYTES", bits_max)
     b, sizes = 7, (10, 12)
     x = special(b, 3, sizes, dtype, seed=5)
     perm = torch.randperm(b, generator=torch.Generator().manual_seed(6))

@@ -59,6 +59,8 @@ _BITS = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 # Per-row elements from which copying only the boxes beats blending the whole batch (CPU): the copy
 # costs a Python step per row, the blend a pass over every pixel.
 ROW_COPY_MIN = 1 << 15
+# Batch bytes up to which the bit-select (three passes, in cache) beats ``torch.where`` (one pass) on CPU.
+BITS_MAX_BYTES = 1 << 23
 
 
 def select_bits(share_map: Tensor, x: Tensor, partner: Tensor, out: Tensor) -> Tensor:
@@ -165,7 +167,8 @@ def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool 
     else:
         out = partner
     if hard:
-        if out is not None and not grad and cpu and x.is_floating_point() and x.element_size() in _BITS:
+        if (out is not None and not grad and cpu and x.is_floating_point() and x.element_size() in _BITS
+                and x.numel() * x.element_size() <= BITS_MAX_BYTES):
             return select_bits(share_map, x, partner, out)
         return where(share_map, x, partner, out=out)
     if not _may_have_ends(share_map):
