@@ -65,12 +65,12 @@ BITS_MAX_BYTES = 1 << 23
 
 def select_bits(share_map: Tensor, x: Tensor, partner: Tensor, out: Tensor) -> Tensor:
     """:func:`where` written into ``out`` (``partner`` or ``x`` itself) with integer bit operations on the
-    floats' bits: ``out ^ ((out ^ other) & m)``. It copies each pixel's bits exactly (NaN, inf and
+    floats' bits: ``other ^ ((out ^ other) & m)``, ``m`` -1 where ``out`` keeps its pixel, 0 elsewhere. It copies each pixel's bits exactly (NaN, inf and
     signed zeros stay where they are) and, unlike ``torch.where``'s CPU kernel, its cost does not depend
     on the mask. Needs a floating ``x`` of 2, 4 or 8 bytes and no autograd."""
     it = _BITS[x.element_size()]
     m = share_map.to(x.device, it)  # 1 where the anchor stays
-    if out is partner:  # out ^ ((out ^ x) & m) keeps out where m is -1 and takes x where it is 0
+    if out is partner:
         m.sub_(1)  # -1 where the partner stays
         other = x
     else:
