@@ -322,7 +322,7 @@ class Mixer(nn.Module):
             corner, end = params.draws.get("box_ints") or (lo[0].tolist(), hi[0].tolist())
             x_mix = _ops.paste_box(x, params.partner, corner, end, patch, self.inplace)
         elif x_mix is None:
-            x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+            x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace, box=(lo, hi))
         w0 = box.outside_share(lo, hi, sizes) if realised else lam
         return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map, box_lo=lo, box_hi=hi,
                                  **extra)

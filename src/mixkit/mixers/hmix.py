@@ -104,7 +104,7 @@ class HMix(Mixer):
         hi = box.empty_rows(lo, params.draws["box_hi"], params.active)  # rows not selected: lam = 1 -> share 1
         lam = self._deactivate(params.lam, params.active, x.shape[0])
         share_map, w0, mixup_lam, cutmix_lam = hmix_share(sizes, lam, lo, hi)
-        x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
+        x_mix = _ops.lerp_paste(x, params.partner, share_map, mixup_lam, lo, hi, self.inplace)
         return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map,
                                  box_lo=lo, box_hi=hi, mixup_lam=mixup_lam, cutmix_lam=cutmix_lam)
 
