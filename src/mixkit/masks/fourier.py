@@ -9,6 +9,7 @@ reproduction of the published numbers (see the page).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Sequence, Union
 
@@ -17,6 +18,11 @@ from torch import Tensor
 
 from .. import sampling
 from .._validate import check_in_range, check_positive
+
+try:  # optional: numpy's vectorised row sort gives the exact top-k threshold on the CPU
+    import numpy as _np
+except ImportError:  # pragma: no cover - numpy is optional
+    _np = None
 
 __all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts", "SPECTRA"]
 
@@ -64,11 +70,33 @@ def fftfreq_grid(shape: Sequence[int], device: Device = None, dtype: torch.dtype
     return sq.sqrt().to(device=device, dtype=dtype)
 
 
-def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
-    """``(f_min / max(f, f_min)) ** decay_power`` with ``f_min = 1 / max(shape)``: the official scale / its max."""
-    freqs = fftfreq_grid(shape, dtype=torch.float64)
+@functools.lru_cache(maxsize=64)
+def _scale(shape: tuple, decay_power: float, device: torch.device, official: bool) -> Tensor:
+    """``(f_min / max(f, f_min)) ** decay_power`` (``f_min = 1 / max(shape)``, the official scale / its max)
+    on the rfft grid (``official``: the official grid), float32, cached per (shape, decay, device): read only."""
+    freqs = _official_grid(shape) if official else fftfreq_grid(shape, dtype=torch.float64)
     fmin = 1.0 / max(shape)
     return (fmin / freqs.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
+
+
+def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
+    """The paper spectrum's scale on ``device`` (a cached tensor: do not modify it)."""
+    return _scale(tuple(shape), float(decay_power), torch.device("cpu" if device is None else device), False)
+
+
+def _irfftn(holder: list, shape: tuple) -> Tensor:
+    """``irfftn(holder.pop(), s=shape, norm="forward")`` over the trailing dims, releasing the spectrum early.
+
+    With MKL a multi-dim c2r is a c2c over the leading axes, then a c2r over the last one (the same calls,
+    so the same bits, checked in the tests); made here in two steps, the spectrum is freed after the first."""
+    spec = holder.pop()
+    d = len(shape)
+    dims = tuple(range(spec.dim() - d, spec.dim()))
+    if d == 1 or spec.device.type != "cpu" or not torch.backends.mkl.is_available():
+        return torch.fft.irfftn(spec, s=shape, dim=dims, norm="forward")
+    half = torch.fft.ifftn(spec, s=shape[:-1], dim=dims[:-1], norm="forward")
+    del spec
+    return torch.fft.irfft(half, n=shape[-1], dim=-1, norm="forward")
 
 
 def _official_grid(shape: tuple) -> Tensor:
@@ -88,9 +116,8 @@ def _official_grid(shape: tuple) -> Tensor:
 def _official_images(noise: Tensor, shape: tuple) -> Tensor:
     """The official ``make_low_freq_image`` from scaled noise ``(n, *grid, 2)`` (before min-max):
     ``spectrum[:, 0] + 1j * spectrum[:, 1]`` indexes the first frequency axis, verbatim."""
-    spec = torch.complex(noise[:, 0].double(), noise[:, 1].double())  # (n, *grid[1:], 2)
-    d = len(shape)
-    img = torch.fft.irfftn(spec, s=shape, dim=tuple(range(-d, 0)), norm="forward")
+    holder = [torch.complex(noise[:, 0].double(), noise[:, 1].double())]  # (n, *grid[1:], 2)
+    img = _irfftn(holder, shape)
     return img[(slice(None),) + tuple(slice(0, s) for s in shape)].float()
 
 
@@ -125,22 +152,21 @@ def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
     n = int(n)
     gdev = sampling.gen_device(generator)
     device = gdev if device is None else torch.device(device)
-    d = len(shape)
     if spectrum == "official":
         if shape[0] < 2:
             raise ValueError(f"spectrum='official' needs a first spatial size >= 2 (the official code reads "
                              f"the second row of the spectrum), got shape {shape}")
-        grid = _official_grid(shape)
-        fmin = 1.0 / max(shape)
-        scale = (fmin / grid.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
-        noise = torch.randn((n, *grid.shape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
-        img = _official_images(noise * scale.unsqueeze(-1), shape)
+        scale = _scale(shape, decay_power, device, True)
+        noise = torch.randn((n, *scale.shape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
+        img = _official_images(noise.mul_(scale.unsqueeze(-1)), shape)
         return _minmax(img) if normalize and n else img
     fshape = (*shape[:-1], shape[-1] // 2 + 1)
     noise = torch.randn((n, *fshape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
-    noise.mul_(_spectrum_scale(shape, decay_power, device).unsqueeze(-1))  # same weight on real and imag
+    noise.mul_(_scale(shape, decay_power, device, False).unsqueeze(-1))  # same weight on real and imag
     # norm="forward": no 1/N factor on the inverse (a constant scale, irrelevant to the mask)
-    img = torch.fft.irfftn(torch.view_as_complex(noise), s=shape, dim=tuple(range(1, d + 1)), norm="forward")
+    holder = [torch.view_as_complex(noise)]
+    del noise
+    img = _irfftn(holder, shape)
     return _minmax(img) if normalize and n else img
 
 
@@ -179,11 +205,9 @@ def sample_counts(lam: Union[Tensor, float], numel: int, generator: Optional[tor
 def _top_select(scores: Tensor, num: Tensor) -> Tensor:
     """Bool ``(n, N)``: exactly the ``num[i]`` largest entries of each row of ``scores`` ``(n, N)``.
 
-    Vectorised over rows with a single unsorted ``topk``. Rows that need more than half of their pixels
-    select their ``N - num`` smallest instead (a negated row) and invert, so ``k <= N/2``. Rows need
-    different counts ``m_i``; each is padded with ``K - m_i`` entries of ``+inf`` (always taken) and
-    ``-inf`` otherwise (never taken), so the common ``topk(K)`` takes exactly ``m_i`` real pixels. This
-    is exact even with tied scores, and on the CPU it is several times faster than a full per-row sort.
+    On the CPU (with numpy) each row's threshold is read off a sorted copy of the row (numpy's vectorised
+    sort, rows in slices); a row whose threshold value is tied with its neighbour in the order, or that
+    holds a non-finite score, takes the ``topk`` path below, so every mask is the one ``topk`` gives.
     """
     n, N = scores.shape
     num = num.to(scores.device)
@@ -192,6 +216,21 @@ def _top_select(scores: Tensor, num: Tensor) -> Tensor:
     if n == 0:
         return torch.zeros(n, N, dtype=torch.bool, device=scores.device)
     k_max, k_min = int(m.max()), int(m.min())
+    if _np is not None and scores.device.type == "cpu" and scores.dtype == torch.float32:
+        return _sort_select(scores.detach().contiguous(), num, flip, m, k_max, k_min)
+    return _topk_select(scores, flip, m, k_max, k_min)
+
+
+def _topk_select(scores: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
+    """The ``topk`` selection, vectorised over rows: ``k_max`` / ``k_min`` are the batch's, so a subset of
+    rows gets the same mask as in the whole batch.
+
+    Rows that need more than half of their pixels select their ``N - num`` smallest instead (a negated
+    row) and invert, so ``k <= N/2``. Rows need different counts ``m_i``; each is padded with
+    ``K - m_i`` entries of ``+inf`` (always taken) and ``-inf`` otherwise (never taken), so the common
+    ``topk(K)`` takes exactly ``m_i`` real pixels, also with tied scores.
+    """
+    n, N = scores.shape
     if k_max == 0:
         return flip.unsqueeze(1).expand(n, N).clone()
     pad = k_max - k_min
@@ -207,6 +246,36 @@ def _top_select(scores: Tensor, num: Tensor) -> Tensor:
     sel = flip.unsqueeze(1).expand(n, N + pad).clone()
     sel.scatter_(1, idx, (~flip).unsqueeze(1).expand(n, k_max))
     return sel[:, :N].contiguous()
+
+
+#: rows sorted per numpy call: bounds the sorted copy to about this many scores
+_SORT_ELEMS = 1 << 16
+
+
+def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
+    """:func:`_top_select` on the CPU: ``score >= t`` for the ``num``-th largest ``t`` of each row."""
+    n, N = scores.shape
+    out = torch.empty(n, N, dtype=torch.bool)
+    cnt = num.numpy()
+    step = max(1, _SORT_ELEMS // N)
+    redo = []
+    for i in range(0, n, step):
+        rows = scores[i:i + step]
+        srt = rows.clone().numpy()
+        srt.sort(axis=1)
+        at = N - cnt[i:i + step]  # the threshold's position in the sorted row, in [0, N]
+        r = _np.arange(at.shape[0])
+        t = srt[r, _np.minimum(at, N - 1)]
+        clear = (at == 0) | (at == N) | (srt[r, _np.maximum(at - 1, 0)] < t)  # no tie across the threshold
+        clear &= _np.isfinite(srt[:, 0]) & _np.isfinite(srt[:, -1])  # NaN sorts last
+        t = _np.where(at == N, _np.inf, t).astype(_np.float32, copy=False)  # num = 0: nothing
+        torch.ge(rows, torch.from_numpy(t).unsqueeze(1), out=out[i:i + step])
+        if not clear.all():
+            redo.extend((i + _np.flatnonzero(~clear)).tolist())
+    if redo:
+        at = torch.tensor(redo)
+        out[at] = _topk_select(scores[at], flip[at], m[at], k_max, k_min)
+    return out
 
 
 def _soft_select(scores: Tensor, num: Tensor, soft: Tensor) -> Tensor:
