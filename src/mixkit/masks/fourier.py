@@ -73,15 +73,17 @@ def fftfreq_grid(shape: Sequence[int], device: Device = None, dtype: torch.dtype
 @functools.lru_cache(maxsize=64)
 def _scale(shape: tuple, decay_power: float, device: torch.device, official: bool) -> Tensor:
     """``(f_min / max(f, f_min)) ** decay_power`` (``f_min = 1 / max(shape)``, the official scale / its max)
-    on the rfft grid (``official``: the official grid), float32, cached per (shape, decay, device): read only."""
+    on the rfft grid (``official``: the official grid), float32 ``(*grid, 2)`` (the same weight on the real
+    and imaginary parts, contiguous for a fast multiply), cached per (shape, decay, device): read only."""
     freqs = _official_grid(shape) if official else fftfreq_grid(shape, dtype=torch.float64)
     fmin = 1.0 / max(shape)
-    return (fmin / freqs.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
+    scale = (fmin / freqs.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
+    return scale.unsqueeze(-1).expand(*scale.shape, 2).contiguous()
 
 
 def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
-    """The paper spectrum's scale on ``device`` (a cached tensor: do not modify it)."""
-    return _scale(tuple(shape), float(decay_power), torch.device("cpu" if device is None else device), False)
+    """The paper spectrum's scale ``(*grid,)`` on ``device``."""
+    return _scale(tuple(shape), float(decay_power), torch.device("cpu" if device is None else device), False)[..., 0]
 
 
 def _irfftn(holder: list, shape: tuple) -> Tensor:
@@ -157,12 +159,12 @@ def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
             raise ValueError(f"spectrum='official' needs a first spatial size >= 2 (the official code reads "
                              f"the second row of the spectrum), got shape {shape}")
         scale = _scale(shape, decay_power, device, True)
-        noise = torch.randn((n, *scale.shape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
-        img = _official_images(noise.mul_(scale.unsqueeze(-1)), shape)
+        noise = torch.randn((n, *scale.shape), generator=generator, device=gdev, dtype=torch.float32).to(device)
+        img = _official_images(noise.mul_(scale), shape)
         return _minmax(img) if normalize and n else img
     fshape = (*shape[:-1], shape[-1] // 2 + 1)
     noise = torch.randn((n, *fshape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
-    noise.mul_(_scale(shape, decay_power, device, False).unsqueeze(-1))  # same weight on real and imag
+    noise.mul_(_scale(shape, decay_power, device, False))
     # norm="forward": no 1/N factor on the inverse (a constant scale, irrelevant to the mask)
     holder = [torch.view_as_complex(noise)]
     del noise
@@ -249,14 +251,14 @@ def _topk_select(scores: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int
 
 
 #: rows sorted per numpy call: bounds the sorted copy to about this many scores
-_SORT_ELEMS = 1 << 16
+_SORT_ELEMS = 1 << 18
 
 
 def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
     """:func:`_top_select` on the CPU: ``score >= t`` for the ``num``-th largest ``t`` of each row."""
     n, N = scores.shape
     out = torch.empty(n, N, dtype=torch.bool)
-    cnt = num.numpy()
+    cnt, res = num.numpy(), out.numpy()
     step = max(1, _SORT_ELEMS // N)
     redo = []
     for i in range(0, n, step):
@@ -269,7 +271,7 @@ def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: in
         clear = (at == 0) | (at == N) | (srt[r, _np.maximum(at - 1, 0)] < t)  # no tie across the threshold
         clear &= _np.isfinite(srt[:, 0]) & _np.isfinite(srt[:, -1])  # NaN sorts last
         t = _np.where(at == N, _np.inf, t).astype(_np.float32, copy=False)  # num = 0: nothing
-        torch.ge(rows, torch.from_numpy(t).unsqueeze(1), out=out[i:i + step])
+        _np.greater_equal(rows.numpy(), t[:, None], out=res[i:i + step])
         if not clear.all():
             redo.extend((i + _np.flatnonzero(~clear)).tolist())
     if redo:
