@@ -87,17 +87,24 @@ def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
 
 
 def _irfftn(holder: list, shape: tuple) -> Tensor:
-    """``irfftn(holder.pop(), s=shape, norm="forward")`` over the trailing dims, releasing the spectrum early.
+    """``irfftn(holder.pop(), s=shape, norm="forward")`` over the trailing dims, releasing buffers early.
 
-    With MKL a multi-dim c2r is a c2c over the leading axes, then a c2r over the last one (the same calls,
-    so the same bits, checked in the tests); made here in two steps, the spectrum is freed after the first."""
+    With MKL a multi-dim c2r is a c2c over the leading axes, then a c2r over the last one; the c2c runs on
+    a copy laid out with the leading axes innermost. Made here in steps (the same calls on the same
+    layouts, so the same bits, checked in the tests), each buffer is freed as soon as the next exists.
+    """
     spec = holder.pop()
     d = len(shape)
-    dims = tuple(range(spec.dim() - d, spec.dim()))
+    k = spec.dim() - d
+    dims = tuple(range(k, k + d))
     if d == 1 or spec.device.type != "cpu" or not torch.backends.mkl.is_available():
         return torch.fft.irfftn(spec, s=shape, dim=dims, norm="forward")
+    if tuple(spec.shape[k:]) == (*shape[:-1], shape[-1] // 2 + 1):
+        order = tuple(range(k)) + (k + d - 1,) + dims[:-1]  # the c2c's own layout: its axes innermost
+        spec = spec.permute(order).contiguous().permute(tuple(order.index(i) for i in range(k + d)))
     half = torch.fft.ifftn(spec, s=shape[:-1], dim=dims[:-1], norm="forward")
     del spec
+    half = half.contiguous()  # the c2r's layout
     return torch.fft.irfft(half, n=shape[-1], dim=-1, norm="forward")
 
 
@@ -250,7 +257,7 @@ def _topk_select(scores: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int
     return sel[:, :N].contiguous()
 
 
-#: rows sorted per numpy call: bounds the sorted copy to about this many scores
+#: rows sorted per numpy call: the sorted copy holds at most this many scores, or a quarter of the rows
 _SORT_ELEMS = 1 << 18
 
 
@@ -259,7 +266,7 @@ def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: in
     n, N = scores.shape
     out = torch.empty(n, N, dtype=torch.bool)
     cnt, res = num.numpy(), out.numpy()
-    step = max(1, _SORT_ELEMS // N)
+    step = max(1, min(_SORT_ELEMS // N, -(-n // 4)))
     redo = []
     for i in range(0, n, step):
         rows = scores[i:i + step]

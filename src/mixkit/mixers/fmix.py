@@ -17,6 +17,15 @@ from .params import MixParams
 __all__ = ["FMix"]
 
 
+def _counts(mask: Tensor) -> Tensor:
+    """Per-row True counts of a bool ``(n, N)`` as int64, summed in int32 over slices of at most an eighth
+    of the rows (a bool sum otherwise makes an int64 copy of the whole mask)."""
+    n = mask.shape[0]
+    step = max(1, min((1 << 18) // max(1, mask.shape[1]), -(-n // 8)))
+    parts = [mask[i:i + step].sum(1, dtype=torch.int32) for i in range(0, n, step)]
+    return (torch.cat(parts) if len(parts) != 1 else parts[0]).long()
+
+
 class FMix(Mixer):
     """FMix: keep the anchor where a thresholded low-frequency random image is high, the partner elsewhere.
 
@@ -81,7 +90,7 @@ class FMix(Mixer):
         share_map = self._deactivate(params.draws["share_map"], active, b)
         x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
         if self.max_soft == 0:
-            num = share_map.flatten(1).sum(1)  # exact integer counts per mask
+            num = _counts(share_map.flatten(1))  # exact integer counts per mask
             realised = num.double() / numel
         else:
             realised = share_map.flatten(1).double().mean(1)
