@@ -257,8 +257,8 @@ def _topk_select(scores: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int
     return sel[:, :N].contiguous()
 
 
-#: rows sorted per numpy call: the sorted copy holds at most this many scores, or a quarter of the rows
-_SORT_ELEMS = 1 << 18
+#: rows sorted per numpy call: the sorted copy holds at most about this many scores, or a quarter of the rows
+_SORT_ELEMS = 1 << 16
 
 
 def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
