@@ -315,7 +315,8 @@ def binarise(masks: Tensor, lam: Union[Tensor, float], max_soft: float = 0.0,
     ``s = max_soft``, or ``s = min(lam, 1 - lam)`` when ``max_soft`` exceeds it; ranks ``< num - soft`` are 1,
     ranks ``>= num + soft`` are 0 and the ``2 * soft`` ranks in between follow ``linspace(1, 0, 2 * soft)``.
     The ramp is symmetric about ``num``, so the mask mean is still ``num / N``. (The soft path uses a full
-    per-row sort; the hard path a single ``topk``.)
+    per-row sort; the hard path, on the CPU, a threshold read off a sorted copy of each row, elsewhere a
+    single ``topk``.)
 
     Args:
         masks: ``(n, *shape)`` float scores (e.g. :func:`low_freq_images`); only their order matters.
