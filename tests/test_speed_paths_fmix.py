@@ -121,13 +121,17 @@ def test_top_select_equals_the_previous_topk_selection(numpy_path, monkeypatch):
         assert torch.equal(F._top_select(s, num), old_top_select(s, num)), shape
 
 
-def test_small_sort_slices_give_the_same_masks(monkeypatch):
+@pytest.mark.parametrize("setting", [("_SORT_ELEMS", 100), ("_PARTITION_MIN", 1)])
+def test_sort_slices_and_row_partitions_give_the_same_masks(setting, monkeypatch):
+    if F._np is None:
+        pytest.skip("numpy not installed")
     g = torch.Generator().manual_seed(3)
-    s = tricky_scores(g)
-    num = torch.randint(0, 91, (12,), generator=g)
-    expected = old_top_select(s, num)
-    monkeypatch.setattr(F, "_SORT_ELEMS", 100)  # one row per slice
-    assert torch.equal(F._top_select(s, num), expected)
+    monkeypatch.setattr(F, *setting)  # one row per sorted slice / every row partitioned
+    for _ in range(4):
+        s = tricky_scores(g)
+        num = torch.randint(0, 91, (12,), generator=g)
+        num[:2] = torch.tensor([0, 90])
+        assert torch.equal(F._top_select(s, num), old_top_select(s, num))
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (31, 33), (28, 28), (8, 12, 10), (5, 6, 9), (40,), (257,)])

@@ -257,33 +257,49 @@ def _topk_select(scores: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int
     return sel[:, :N].contiguous()
 
 
-#: rows sorted per numpy call: the sorted copy holds at most about this many scores, or a quarter of the rows
+#: rows sorted per numpy call: the sorted copy holds at most about this many scores (and, for batches
+#: above it, at most a quarter of the rows)
 _SORT_ELEMS = 1 << 16
+#: rows at least this long are partitioned one at a time (values only) instead of sorted
+_PARTITION_MIN = 8192
 
 
 def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
-    """:func:`_top_select` on the CPU: ``score >= t`` for the ``num``-th largest ``t`` of each row."""
+    """:func:`_top_select` on the CPU: ``score >= t`` for the ``num``-th largest ``t`` of each row, read
+    off a sorted (long rows: partitioned) copy, with the value just below it to detect a tie."""
     n, N = scores.shape
     out = torch.empty(n, N, dtype=torch.bool)
-    cnt, res = num.numpy(), out.numpy()
-    step = max(1, min(_SORT_ELEMS // N, -(-n // 4)))
-    redo = []
-    for i in range(0, n, step):
-        rows = scores[i:i + step]
-        srt = rows.clone().numpy()
-        srt.sort(axis=1)
-        at = N - cnt[i:i + step]  # the threshold's position in the sorted row, in [0, N]
-        r = _np.arange(at.shape[0])
-        t = srt[r, _np.minimum(at, N - 1)]
-        clear = (at == 0) | (at == N) | (srt[r, _np.maximum(at - 1, 0)] < t)  # no tie across the threshold
-        clear &= _np.isfinite(srt[:, 0]) & _np.isfinite(srt[:, -1])  # NaN sorts last
-        t = _np.where(at == N, _np.inf, t).astype(_np.float32, copy=False)  # num = 0: nothing
-        _np.greater_equal(rows.numpy(), t[:, None], out=res[i:i + step])
-        if not clear.all():
-            redo.extend((i + _np.flatnonzero(~clear)).tolist())
-    if redo:
-        at = torch.tensor(redo)
-        out[at] = _topk_select(scores[at], flip[at], m[at], k_max, k_min)
+    a, res = scores.numpy(), out.numpy()
+    at = N - num.numpy()  # the threshold's position in the ascending row, in [0, N]
+    inner = (at > 0) & (at < N)
+    t = _np.zeros(n, _np.float32)
+    below = _np.zeros(n, _np.float32)
+    if N >= _PARTITION_MIN:
+        buf = torch.empty(N).numpy()
+        for i in _np.flatnonzero(inner).tolist():
+            j = int(at[i])
+            buf[:] = a[i]
+            buf.partition((j - 1, j))
+            below[i], t[i] = buf[j - 1], buf[j]
+        finite = _np.isfinite(a.sum(axis=1, dtype=_np.float64))  # float64: no overflow, so exact
+    else:
+        step = max(1, min(_SORT_ELEMS // N, -(-n // 4))) if n * N > _SORT_ELEMS else n
+        finite = _np.empty(n, bool)
+        for i in range(0, n, step):
+            srt = scores[i:i + step].clone().numpy()
+            srt.sort(axis=1)
+            r = _np.arange(srt.shape[0])
+            j = at[i:i + step]
+            t[i:i + step] = srt[r, _np.minimum(j, N - 1)]
+            below[i:i + step] = srt[r, _np.maximum(j - 1, 0)]
+            finite[i:i + step] = _np.isfinite(srt[:, 0]) & _np.isfinite(srt[:, -1])  # NaN sorts last
+    t[at == N] = _np.inf  # num = 0: nothing (finite rows)
+    t[at == 0] = -_np.inf  # num = N: everything
+    _np.greater_equal(a, t[:, None], out=res)
+    clear = finite & (~inner | (below < t))  # no tie across the threshold
+    if not clear.all():
+        redo = torch.from_numpy(_np.flatnonzero(~clear))
+        out[redo] = _topk_select(scores[redo], flip[redo], m[redo], k_max, k_min)
     return out
 
 
