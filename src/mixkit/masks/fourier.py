@@ -275,7 +275,7 @@ def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: in
     t = _np.zeros(n, _np.float32)
     below = _np.zeros(n, _np.float32)
     if N >= _PARTITION_MIN:
-        buf = torch.empty(N).numpy()
+        buf = torch.empty(N, dtype=torch.float32).numpy()
         for i in _np.flatnonzero(inner).tolist():
             j = int(at[i])
             buf[:] = a[i]
