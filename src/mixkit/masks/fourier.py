@@ -19,10 +19,18 @@ from torch import Tensor
 from .. import sampling
 from .._validate import check_in_range, check_positive
 
-try:  # optional: numpy's vectorised row sort gives the exact top-k threshold on the CPU
-    import numpy as _np
-except ImportError:  # pragma: no cover - numpy is optional
-    _np = None
+
+def _has_numpy_bridge() -> bool:
+    """Whether ``Tensor.numpy()`` works (torch's bridge; numpy is optional and never imported here)."""
+    try:
+        torch.empty(1).numpy()
+    except (RuntimeError, ImportError):  # pragma: no cover - a torch without numpy
+        return False
+    return True
+
+
+#: the CPU threshold sorts rows in place through ``Tensor.numpy()`` views (numpy's vectorised sort)
+_NUMPY_BRIDGE = _has_numpy_bridge()
 
 __all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts", "SPECTRA"]
 
@@ -225,7 +233,7 @@ def _top_select(scores: Tensor, num: Tensor) -> Tensor:
     if n == 0:
         return torch.zeros(n, N, dtype=torch.bool, device=scores.device)
     k_max, k_min = int(m.max()), int(m.min())
-    if _np is not None and scores.device.type == "cpu" and scores.dtype == torch.float32:
+    if _NUMPY_BRIDGE and scores.device.type == "cpu" and scores.dtype == torch.float32:
         return _sort_select(scores.detach().contiguous(), num, flip, m, k_max, k_min)
     return _topk_select(scores, flip, m, k_max, k_min)
 
@@ -266,39 +274,37 @@ _PARTITION_MIN = 8192
 
 def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
     """:func:`_top_select` on the CPU: ``score >= t`` for the ``num``-th largest ``t`` of each row, read
-    off a sorted (long rows: partitioned) copy, with the value just below it to detect a tie."""
+    off a sorted (long rows: partitioned) copy, with the value just below it to detect a tie. The copies
+    are torch tensors, sorted in place through their ``.numpy()`` views."""
     n, N = scores.shape
-    out = torch.empty(n, N, dtype=torch.bool)
-    a, res = scores.numpy(), out.numpy()
-    at = N - num.numpy()  # the threshold's position in the ascending row, in [0, N]
+    at = N - num  # the threshold's position in the ascending row, in [0, N]
     inner = (at > 0) & (at < N)
-    t = _np.zeros(n, _np.float32)
-    below = _np.zeros(n, _np.float32)
     if N >= _PARTITION_MIN:
-        buf = torch.empty(N, dtype=torch.float32).numpy()
-        for i in _np.flatnonzero(inner).tolist():
-            j = int(at[i])
-            buf[:] = a[i]
-            buf.partition((j - 1, j))
+        t = torch.zeros(n, dtype=torch.float32)
+        below = torch.zeros(n, dtype=torch.float32)
+        buf = torch.empty(N, dtype=torch.float32)
+        view = buf.numpy()
+        for i, j in zip(inner.nonzero().flatten().tolist(), at[inner].tolist()):
+            buf.copy_(scores[i])
+            view.partition((j - 1, j))
             below[i], t[i] = buf[j - 1], buf[j]
-        finite = _np.isfinite(a.sum(axis=1, dtype=_np.float64))  # float64: no overflow, so exact
+        finite = torch.isfinite(scores.sum(1, dtype=torch.float64))  # float64: no overflow, so exact
     else:
         step = max(1, min(_SORT_ELEMS // N, -(-n // 4))) if n * N > _SORT_ELEMS else n
-        finite = _np.empty(n, bool)
+        t, below, finite = [], [], []
         for i in range(0, n, step):
-            srt = scores[i:i + step].clone().numpy()
-            srt.sort(axis=1)
-            r = _np.arange(srt.shape[0])
-            j = at[i:i + step]
-            t[i:i + step] = srt[r, _np.minimum(j, N - 1)]
-            below[i:i + step] = srt[r, _np.maximum(j - 1, 0)]
-            finite[i:i + step] = _np.isfinite(srt[:, 0]) & _np.isfinite(srt[:, -1])  # NaN sorts last
-    t[at == N] = _np.inf  # num = 0: nothing (finite rows)
-    t[at == 0] = -_np.inf  # num = N: everything
-    _np.greater_equal(a, t[:, None], out=res)
+            srt = scores[i:i + step].clone()
+            srt.numpy().sort(axis=1)
+            j = at[i:i + step].unsqueeze(1)
+            t.append(srt.gather(1, j.clamp(max=N - 1)).squeeze(1))
+            below.append(srt.gather(1, (j - 1).clamp(min=0)).squeeze(1))
+            finite.append(torch.isfinite(srt[:, 0]) & torch.isfinite(srt[:, -1]))  # NaN sorts last
+        t, below, finite = (torch.cat(v) if len(v) > 1 else v[0] for v in (t, below, finite))
+    t = torch.where(at == N, float("inf"), torch.where(at == 0, float("-inf"), t))  # num = 0 / N
+    out = torch.ge(scores, t.unsqueeze(1))
     clear = finite & (~inner | (below < t))  # no tie across the threshold
-    if not clear.all():
-        redo = torch.from_numpy(_np.flatnonzero(~clear))
+    if not bool(clear.all()):
+        redo = (~clear).nonzero().flatten()
         out[redo] = _topk_select(scores[redo], flip[redo], m[redo], k_max, k_min)
     return out
 
