@@ -98,6 +98,7 @@ def tricky_scores(g):
     s[4, 7] = float("-inf")
     s[5, 11] = float("nan")
     s[6] = s[6].round(decimals=1)  # coarse values: ties likely at the threshold
+    s[7] = 3e38 - torch.rand(90, generator=g) * 1e37  # finite, but the row sum overflows
     return s
 
 
