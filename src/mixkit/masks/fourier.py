@@ -274,40 +274,43 @@ _PARTITION_MIN = 8192
 def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
     """:func:`_top_select` on the CPU: ``score >= t`` for the ``num``-th largest ``t`` of each row, read
     off a sorted (long rows: partitioned) copy, with the value just below it to detect a tie. The copies
-    are torch tensors, sorted in place through their ``.numpy()`` views."""
+    are torch tensors sorted in place through ``.numpy()`` views; the per-row bookkeeping runs on
+    ndarray views too (cheaper small ops than torch's)."""
     n, N = scores.shape
-    at = N - num  # the threshold's position in the ascending row, in [0, N]
+    a = scores.numpy()
+    at = (N - num).numpy()  # the threshold's position in the ascending row, in [0, N]
     inner = (at > 0) & (at < N)
+    t, below = torch.zeros(n, dtype=torch.float32).numpy(), torch.zeros(n, dtype=torch.float32).numpy()
     if N >= _PARTITION_MIN:
-        t = torch.zeros(n, dtype=torch.float32)
-        below = torch.zeros(n, dtype=torch.float32)
         buf = torch.empty(N, dtype=torch.float32)
         view = buf.numpy()
-        for i, j in zip(inner.nonzero().flatten().tolist(), at[inner].tolist()):
+        for i in inner.nonzero()[0].tolist():
+            j = int(at[i])
             buf.copy_(scores[i])
             view.partition(j)  # one kth: numpy's vectorised path (a tuple of kths is several times slower)
-            below[i], t[i] = float(view[:j].max()), float(view[j])
-        finite = torch.isfinite(scores.sum(1))  # False also on an overflow: that row just takes topk
+            below[i], t[i] = view[:j].max(), view[j]
+        finite = abs(a.sum(axis=1)) < math.inf  # False also on an overflow: that row just takes topk
     else:
         step = max(1, _SORT_ELEMS // N)
-        t, below, finite = [], [], []
+        finite = torch.empty(n, dtype=torch.bool).numpy()
+        r = torch.arange(min(n, step)).numpy()
         for i in range(0, n, step):
             srt = scores[i:i + step].clone()
-            srt.numpy().sort(axis=1)
-            j = at[i:i + step].unsqueeze(1)
-            t.append(srt.gather(1, j.clamp(max=N - 1)).squeeze(1))
-            below.append(srt.gather(1, (j - 1).clamp(min=0)).squeeze(1))
-            finite.append(torch.isfinite(srt[:, 0]) & torch.isfinite(srt[:, -1]))  # NaN sorts last
-        t, below, finite = (torch.cat(v) if len(v) > 1 else v[0] for v in (t, below, finite))
-    t = torch.where(at == N, float("inf"), torch.where(at == 0, float("-inf"), t))  # num = 0 / N
+            v = srt.numpy()
+            v.sort(axis=1)
+            j, q = at[i:i + step], r[:v.shape[0]]
+            t[i:i + step] = v[q, j.clip(max=N - 1)]
+            below[i:i + step] = v[q, (j - 1).clip(min=0)]
+            finite[i:i + step] = (abs(v[:, 0]) < math.inf) & (abs(v[:, -1]) < math.inf)  # NaN sorts last
+    t[at == N] = math.inf  # num = 0: nothing
+    t[at == 0] = -math.inf  # num = N: everything
     out = torch.empty(n, N, dtype=torch.bool)
-    a, col = scores.numpy(), t.numpy()[:, None]
     step = max(1, _SORT_ELEMS // N)
     for i in range(0, n, step):  # ndarray >= is about 2x faster than torch.ge here
-        out[i:i + step].copy_(torch.from_numpy(a[i:i + step] >= col[i:i + step]))
+        out[i:i + step].copy_(torch.from_numpy(a[i:i + step] >= t[i:i + step, None]))
     clear = finite & (~inner | (below < t))  # no tie across the threshold
-    if not bool(clear.all()):
-        redo = (~clear).nonzero().flatten()
+    if not clear.all():
+        redo = torch.from_numpy(~clear).nonzero().flatten()
         out[redo] = _topk_select(scores[redo], flip[redo], m[redo], k_max, k_min)
     return out
 
