@@ -210,8 +210,10 @@ def sample_counts(lam: Union[Tensor, float], numel: int, generator: Optional[tor
     lam_t = lam_t.reshape(-1)
     if lam_t.numel() not in (1, n):
         raise ValueError(f"lam must be a scalar or have {n} entries, got {lam_t.numel()}")
-    if lam_t.numel() and not bool(((lam_t >= 0) & (lam_t <= 1)).all()):
-        raise ValueError(f"lam must lie in [0, 1], got values in [{float(lam_t.min())}, {float(lam_t.max())}]")
+    if lam_t.numel():
+        lo, hi = torch.aminmax(lam_t)
+        if not (float(lo) >= 0 and float(hi) <= 1):  # NaN fails too
+            raise ValueError(f"lam must lie in [0, 1], got values in [{float(lam_t.min())}, {float(lam_t.max())}]")
     lam_t = lam_t.expand(n)
     u = torch.rand(n, generator=generator, device=sampling.gen_device(generator), dtype=torch.float64)
     up = (u < 0.5).to(lam_t.device)
@@ -278,7 +280,8 @@ def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: in
     ndarray views too (cheaper small ops than torch's)."""
     n, N = scores.shape
     a = scores.numpy()
-    at = (N - num).numpy()  # the threshold's position in the ascending row, in [0, N]
+    at_t = N - num
+    at = at_t.numpy()  # the threshold's position in the ascending row, in [0, N]
     inner = (at > 0) & (at < N)
     t, below = torch.zeros(n, dtype=torch.float32).numpy(), torch.zeros(n, dtype=torch.float32).numpy()
     if N >= _PARTITION_MIN:
@@ -294,13 +297,14 @@ def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: in
         step = max(1, _SORT_ELEMS // N)
         finite = torch.empty(n, dtype=torch.bool).numpy()
         r = torch.arange(min(n, step)).numpy()
+        hi, lo = at_t.clamp(max=N - 1).numpy(), (at_t - 1).clamp(min=0).numpy()
         for i in range(0, n, step):
             srt = scores[i:i + step].clone()
             v = srt.numpy()
             v.sort(axis=1)
-            j, q = at[i:i + step], r[:v.shape[0]]
-            t[i:i + step] = v[q, j.clip(max=N - 1)]
-            below[i:i + step] = v[q, (j - 1).clip(min=0)]
+            q = r[:v.shape[0]]
+            t[i:i + step] = v[q, hi[i:i + step]]
+            below[i:i + step] = v[q, lo[i:i + step]]
             finite[i:i + step] = (abs(v[:, 0]) < math.inf) & (abs(v[:, -1]) < math.inf)  # NaN sorts last
     t[at == N] = math.inf  # num = 0: nothing
     t[at == 0] = -math.inf  # num = N: everything
