@@ -160,3 +160,13 @@ def test_cached_spectrum_scale_is_not_modified():
     fmin = 1.0 / max(shape)
     expected = (fmin / f.clamp_min(fmin)).pow(2.5).float()
     assert torch.equal(F._spectrum_scale(shape, 2.5, None), expected)
+
+
+def test_mask_counts_in_slices_match_the_bool_sum():
+    from mixkit.mixers.fmix import _counts
+
+    g = torch.Generator().manual_seed(2)
+    for N in (1, 40, 32767, 32768, 40000):  # int16 accumulation up to 2**15 - 1 pixels, int32 above
+        m = torch.rand(5, N, generator=g) < 0.7
+        m[0] = True
+        assert torch.equal(_counts(m), m.sum(1)), N

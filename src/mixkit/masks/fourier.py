@@ -306,6 +306,7 @@ def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: in
             t[i:i + step] = v[q, hi[i:i + step]]
             below[i:i + step] = v[q, lo[i:i + step]]
             finite[i:i + step] = (abs(v[:, 0]) < math.inf) & (abs(v[:, -1]) < math.inf)  # NaN sorts last
+        del srt, v  # before the output exists
     t[at == N] = math.inf  # num = 0: nothing
     t[at == 0] = -math.inf  # num = N: everything
     out = torch.empty(n, N, dtype=torch.bool)

@@ -18,11 +18,11 @@ __all__ = ["FMix"]
 
 
 def _counts(mask: Tensor) -> Tensor:
-    """Per-row True counts of a bool ``(n, N)`` as int64, summed in int32 over row slices of about 2**16
-    pixels: a bool sum would make an int64 copy of the whole mask."""
-    n = mask.shape[0]
-    step = max(1, (1 << 16) // max(1, mask.shape[1]))
-    parts = [mask[i:i + step].sum(1, dtype=torch.int32) for i in range(0, n, step)]
+    """Per-row True counts of a bool ``(n, N)`` as int64, summed in int16 (int32 for ``N >= 2**15``) over
+    row slices of about 2**16 pixels: a bool sum would make an int64 copy of the whole mask."""
+    n, N = mask.shape
+    step, acc = max(1, (1 << 16) // max(1, N)), torch.int16 if N < (1 << 15) else torch.int32
+    parts = [mask[i:i + step].sum(1, dtype=acc) for i in range(0, n, step)]
     return (torch.cat(parts) if len(parts) != 1 else parts[0]).long()
 
 
