@@ -9,6 +9,7 @@ reproduction of the published numbers (see the page).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Sequence, Union
 
@@ -17,6 +18,19 @@ from torch import Tensor
 
 from .. import sampling
 from .._validate import check_in_range, check_positive
+
+
+def _has_numpy_bridge() -> bool:
+    """Whether ``Tensor.numpy()`` works (torch's bridge; numpy is optional and never imported here)."""
+    try:
+        torch.empty(1).numpy()
+    except (RuntimeError, ImportError):  # pragma: no cover - a torch without numpy
+        return False
+    return True
+
+
+#: the CPU threshold sorts rows in place through ``Tensor.numpy()`` views (numpy's vectorised sort)
+_NUMPY_BRIDGE = _has_numpy_bridge()
 
 __all__ = ["fftfreq_grid", "low_freq_images", "binarise", "fmix_masks", "sample_counts", "SPECTRA"]
 
@@ -64,11 +78,42 @@ def fftfreq_grid(shape: Sequence[int], device: Device = None, dtype: torch.dtype
     return sq.sqrt().to(device=device, dtype=dtype)
 
 
-def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
-    """``(f_min / max(f, f_min)) ** decay_power`` with ``f_min = 1 / max(shape)``: the official scale / its max."""
-    freqs = fftfreq_grid(shape, dtype=torch.float64)
+@functools.lru_cache(maxsize=64)
+def _scale(shape: tuple, decay_power: float, device: torch.device, official: bool) -> Tensor:
+    """``(f_min / max(f, f_min)) ** decay_power`` (``f_min = 1 / max(shape)``, the official scale / its max)
+    on the rfft grid (``official``: the official grid), float32 ``(*grid, 2)`` (the same weight on the real
+    and imaginary parts, contiguous for a fast multiply), cached per (shape, decay, device): read only."""
+    freqs = _official_grid(shape) if official else fftfreq_grid(shape, dtype=torch.float64)
     fmin = 1.0 / max(shape)
-    return (fmin / freqs.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
+    scale = (fmin / freqs.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
+    return scale.unsqueeze(-1).expand(*scale.shape, 2).contiguous()
+
+
+def _spectrum_scale(shape: tuple, decay_power: float, device: Device) -> Tensor:
+    """The paper spectrum's scale ``(*grid,)`` on ``device``."""
+    return _scale(tuple(shape), float(decay_power), torch.device("cpu" if device is None else device), False)[..., 0]
+
+
+def _irfftn(holder: list, shape: tuple) -> Tensor:
+    """``irfftn(holder.pop(), s=shape, norm="forward")`` over the trailing dims, releasing buffers early.
+
+    With MKL a multi-dim c2r is a c2c over the leading axes, then a c2r over the last one; the c2c runs on
+    a copy laid out with the leading axes innermost. Made here in steps (the same calls on the same
+    layouts, so the same bits, checked in the tests), each buffer is freed as soon as the next exists.
+    """
+    spec = holder.pop()
+    d = len(shape)
+    k = spec.dim() - d
+    dims = tuple(range(k, k + d))
+    if d == 1 or spec.device.type != "cpu" or not torch.backends.mkl.is_available():
+        return torch.fft.irfftn(spec, s=shape, dim=dims, norm="forward")
+    if tuple(spec.shape[k:]) == (*shape[:-1], shape[-1] // 2 + 1):
+        order = tuple(range(k)) + (k + d - 1,) + dims[:-1]  # the c2c's own layout: its axes innermost
+        spec = spec.permute(order).contiguous().permute(tuple(order.index(i) for i in range(k + d)))
+    half = torch.fft.ifftn(spec, s=shape[:-1], dim=dims[:-1], norm="forward")
+    del spec
+    half = half.contiguous()  # the c2r's layout
+    return torch.fft.irfft(half, n=shape[-1], dim=-1, norm="forward")
 
 
 def _official_grid(shape: tuple) -> Tensor:
@@ -88,9 +133,8 @@ def _official_grid(shape: tuple) -> Tensor:
 def _official_images(noise: Tensor, shape: tuple) -> Tensor:
     """The official ``make_low_freq_image`` from scaled noise ``(n, *grid, 2)`` (before min-max):
     ``spectrum[:, 0] + 1j * spectrum[:, 1]`` indexes the first frequency axis, verbatim."""
-    spec = torch.complex(noise[:, 0].double(), noise[:, 1].double())  # (n, *grid[1:], 2)
-    d = len(shape)
-    img = torch.fft.irfftn(spec, s=shape, dim=tuple(range(-d, 0)), norm="forward")
+    holder = [torch.complex(noise[:, 0].double(), noise[:, 1].double())]  # (n, *grid[1:], 2)
+    img = _irfftn(holder, shape)
     return img[(slice(None),) + tuple(slice(0, s) for s in shape)].float()
 
 
@@ -125,22 +169,21 @@ def low_freq_images(n: int, shape: Sequence[int], decay_power: float = 3.0,
     n = int(n)
     gdev = sampling.gen_device(generator)
     device = gdev if device is None else torch.device(device)
-    d = len(shape)
     if spectrum == "official":
         if shape[0] < 2:
             raise ValueError(f"spectrum='official' needs a first spatial size >= 2 (the official code reads "
                              f"the second row of the spectrum), got shape {shape}")
-        grid = _official_grid(shape)
-        fmin = 1.0 / max(shape)
-        scale = (fmin / grid.clamp_min(fmin)).pow(decay_power).to(device=device, dtype=torch.float32)
-        noise = torch.randn((n, *grid.shape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
-        img = _official_images(noise * scale.unsqueeze(-1), shape)
+        scale = _scale(shape, decay_power, device, True)
+        noise = torch.randn((n, *scale.shape), generator=generator, device=gdev, dtype=torch.float32).to(device)
+        img = _official_images(noise.mul_(scale), shape)
         return _minmax(img) if normalize and n else img
     fshape = (*shape[:-1], shape[-1] // 2 + 1)
     noise = torch.randn((n, *fshape, 2), generator=generator, device=gdev, dtype=torch.float32).to(device)
-    noise.mul_(_spectrum_scale(shape, decay_power, device).unsqueeze(-1))  # same weight on real and imag
+    noise.mul_(_scale(shape, decay_power, device, False))
     # norm="forward": no 1/N factor on the inverse (a constant scale, irrelevant to the mask)
-    img = torch.fft.irfftn(torch.view_as_complex(noise), s=shape, dim=tuple(range(1, d + 1)), norm="forward")
+    holder = [torch.view_as_complex(noise)]
+    del noise
+    img = _irfftn(holder, shape)
     return _minmax(img) if normalize and n else img
 
 
@@ -167,8 +210,10 @@ def sample_counts(lam: Union[Tensor, float], numel: int, generator: Optional[tor
     lam_t = lam_t.reshape(-1)
     if lam_t.numel() not in (1, n):
         raise ValueError(f"lam must be a scalar or have {n} entries, got {lam_t.numel()}")
-    if lam_t.numel() and not bool(((lam_t >= 0) & (lam_t <= 1)).all()):
-        raise ValueError(f"lam must lie in [0, 1], got values in [{float(lam_t.min())}, {float(lam_t.max())}]")
+    if lam_t.numel():
+        lo, hi = torch.aminmax(lam_t)
+        if not (float(lo) >= 0 and float(hi) <= 1):  # NaN fails too
+            raise ValueError(f"lam must lie in [0, 1], got values in [{float(lam_t.min())}, {float(lam_t.max())}]")
     lam_t = lam_t.expand(n)
     u = torch.rand(n, generator=generator, device=sampling.gen_device(generator), dtype=torch.float64)
     up = (u < 0.5).to(lam_t.device)
@@ -179,11 +224,9 @@ def sample_counts(lam: Union[Tensor, float], numel: int, generator: Optional[tor
 def _top_select(scores: Tensor, num: Tensor) -> Tensor:
     """Bool ``(n, N)``: exactly the ``num[i]`` largest entries of each row of ``scores`` ``(n, N)``.
 
-    Vectorised over rows with a single unsorted ``topk``. Rows that need more than half of their pixels
-    select their ``N - num`` smallest instead (a negated row) and invert, so ``k <= N/2``. Rows need
-    different counts ``m_i``; each is padded with ``K - m_i`` entries of ``+inf`` (always taken) and
-    ``-inf`` otherwise (never taken), so the common ``topk(K)`` takes exactly ``m_i`` real pixels. This
-    is exact even with tied scores, and on the CPU it is several times faster than a full per-row sort.
+    On the CPU (with numpy) each row's threshold is read off a sorted copy of the row (numpy's vectorised
+    sort, rows in slices); a row whose threshold value is tied with its neighbour in the order, or that
+    holds a non-finite score, takes the ``topk`` path below, so every mask is the one ``topk`` gives.
     """
     n, N = scores.shape
     num = num.to(scores.device)
@@ -192,6 +235,21 @@ def _top_select(scores: Tensor, num: Tensor) -> Tensor:
     if n == 0:
         return torch.zeros(n, N, dtype=torch.bool, device=scores.device)
     k_max, k_min = int(m.max()), int(m.min())
+    if _NUMPY_BRIDGE and scores.device.type == "cpu" and scores.dtype == torch.float32:
+        return _sort_select(scores.detach().contiguous(), num, flip, m, k_max, k_min)
+    return _topk_select(scores, flip, m, k_max, k_min)
+
+
+def _topk_select(scores: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
+    """The ``topk`` selection, vectorised over rows: ``k_max`` / ``k_min`` are the batch's, so a subset of
+    rows gets the same mask as in the whole batch.
+
+    Rows that need more than half of their pixels select their ``N - num`` smallest instead (a negated
+    row) and invert, so ``k <= N/2``. Rows need different counts ``m_i``; each is padded with
+    ``K - m_i`` entries of ``+inf`` (always taken) and ``-inf`` otherwise (never taken), so the common
+    ``topk(K)`` takes exactly ``m_i`` real pixels, also with tied scores.
+    """
+    n, N = scores.shape
     if k_max == 0:
         return flip.unsqueeze(1).expand(n, N).clone()
     pad = k_max - k_min
@@ -207,6 +265,59 @@ def _top_select(scores: Tensor, num: Tensor) -> Tensor:
     sel = flip.unsqueeze(1).expand(n, N + pad).clone()
     sel.scatter_(1, idx, (~flip).unsqueeze(1).expand(n, k_max))
     return sel[:, :N].contiguous()
+
+
+#: rows sorted per numpy call: the sorted copy holds at most about this many scores
+_SORT_ELEMS = 1 << 18
+#: rows at least this long are partitioned one at a time (values only) instead of sorted
+_PARTITION_MIN = 8192
+
+
+def _sort_select(scores: Tensor, num: Tensor, flip: Tensor, m: Tensor, k_max: int, k_min: int) -> Tensor:
+    """:func:`_top_select` on the CPU: ``score >= t`` for the ``num``-th largest ``t`` of each row, read
+    off a sorted (long rows: partitioned) copy, with the value just below it to detect a tie. The copies
+    are torch tensors sorted in place through ``.numpy()`` views; the per-row bookkeeping runs on
+    ndarray views too (cheaper small ops than torch's)."""
+    n, N = scores.shape
+    a = scores.numpy()
+    at_t = N - num
+    at = at_t.numpy()  # the threshold's position in the ascending row, in [0, N]
+    inner = (at > 0) & (at < N)
+    t, below = torch.zeros(n, dtype=torch.float32).numpy(), torch.zeros(n, dtype=torch.float32).numpy()
+    if N >= _PARTITION_MIN:
+        buf = torch.empty(N, dtype=torch.float32)
+        view = buf.numpy()
+        for i in inner.nonzero()[0].tolist():
+            j = int(at[i])
+            buf.copy_(scores[i])
+            view.partition(j)  # one kth: numpy's vectorised path (a tuple of kths is several times slower)
+            below[i], t[i] = view[:j].max(), view[j]
+        finite = abs(a.sum(axis=1)) < math.inf  # False also on an overflow: that row just takes topk
+    else:
+        step = max(1, _SORT_ELEMS // N)
+        finite = torch.empty(n, dtype=torch.bool).numpy()
+        r = torch.arange(min(n, step)).numpy()
+        hi, lo = at_t.clamp(max=N - 1).numpy(), (at_t - 1).clamp(min=0).numpy()
+        for i in range(0, n, step):
+            srt = scores[i:i + step].clone()
+            v = srt.numpy()
+            v.sort(axis=1)
+            q = r[:v.shape[0]]
+            t[i:i + step] = v[q, hi[i:i + step]]
+            below[i:i + step] = v[q, lo[i:i + step]]
+            finite[i:i + step] = (abs(v[:, 0]) < math.inf) & (abs(v[:, -1]) < math.inf)  # NaN sorts last
+        del srt, v  # before the output exists
+    t[at == N] = math.inf  # num = 0: nothing
+    t[at == 0] = -math.inf  # num = N: everything
+    out = torch.empty(n, N, dtype=torch.bool)
+    step = max(1, _SORT_ELEMS // N)
+    for i in range(0, n, step):  # ndarray >= is about 2x faster than torch.ge here
+        out[i:i + step].copy_(torch.from_numpy(a[i:i + step] >= t[i:i + step, None]))
+    clear = finite & (~inner | (below < t))  # no tie across the threshold
+    if not clear.all():
+        redo = torch.from_numpy(~clear).nonzero().flatten()
+        out[redo] = _topk_select(scores[redo], flip[redo], m[redo], k_max, k_min)
+    return out
 
 
 def _soft_select(scores: Tensor, num: Tensor, soft: Tensor) -> Tensor:
@@ -237,7 +348,8 @@ def binarise(masks: Tensor, lam: Union[Tensor, float], max_soft: float = 0.0,
     ``s = max_soft``, or ``s = min(lam, 1 - lam)`` when ``max_soft`` exceeds it; ranks ``< num - soft`` are 1,
     ranks ``>= num + soft`` are 0 and the ``2 * soft`` ranks in between follow ``linspace(1, 0, 2 * soft)``.
     The ramp is symmetric about ``num``, so the mask mean is still ``num / N``. (The soft path uses a full
-    per-row sort; the hard path a single ``topk``.)
+    per-row sort; the hard path, on the CPU, a threshold read off a sorted copy of each row, elsewhere a
+    single ``topk``.)
 
     Args:
         masks: ``(n, *shape)`` float scores (e.g. :func:`low_freq_images`); only their order matters.

@@ -17,6 +17,15 @@ from .params import MixParams
 __all__ = ["FMix"]
 
 
+def _counts(mask: Tensor) -> Tensor:
+    """Per-row True counts of a bool ``(n, N)`` as int64, summed in int16 (int32 for ``N >= 2**15``) over
+    row slices of about 2**16 pixels: a bool sum would make an int64 copy of the whole mask."""
+    n, N = mask.shape
+    step, acc = max(1, (1 << 16) // max(1, N)), torch.int16 if N < (1 << 15) else torch.int32
+    parts = [mask[i:i + step].sum(1, dtype=acc) for i in range(0, n, step)]
+    return (torch.cat(parts) if len(parts) != 1 else parts[0]).long()
+
+
 class FMix(Mixer):
     """FMix: keep the anchor where a thresholded low-frequency random image is high, the partner elsewhere.
 
@@ -81,7 +90,7 @@ class FMix(Mixer):
         share_map = self._deactivate(params.draws["share_map"], active, b)
         x_mix = _ops.mix_pair(x, params.partner, share_map, self.inplace)
         if self.max_soft == 0:
-            num = share_map.flatten(1).sum(1)  # exact integer counts per mask
+            num = _counts(share_map.flatten(1))  # exact integer counts per mask
             realised = num.double() / numel
         else:
             realised = share_map.flatten(1).double().mean(1)
