@@ -270,8 +270,7 @@ def _min_cut(res: Tensor, excess: Tensor, tgt: Tensor, rev: Tensor, period: int)
     node have a maximum preflow: their cut is read from the heights and they leave the working batch.
     """
     b, deg, n1 = res.shape
-    n = n1 - 1
-    dev = res.device
+    n, dev = n1 - 1, res.device
     hmax = n + 2
     tgt_flat, rev_flat = tgt.reshape(-1), rev.reshape(-1)
     out = torch.zeros(b, n, dtype=torch.bool, device=dev)
@@ -314,12 +313,15 @@ def _min_cut(res: Tensor, excess: Tensor, tgt: Tensor, rev: Tensor, period: int)
 
 @lru_cache(maxsize=1)
 def _pymaxflow():
-    """The optional ``maxflow`` module (PyMaxflow, ``pip install mixkit[fast]``), or ``None``."""
+    """PyMaxflow's ``maxflow`` module (``pip install mixkit[fast]``) if its ``GraphInt`` holds int64, or None."""
     try:
         import maxflow
-    except ImportError:
+        g = maxflow.GraphInt()
+        g.add_nodes(1)
+        g.add_tedge(0, 2 ** 40 + 1, 2 ** 41)
+        return maxflow if g.maxflow() == 2 ** 40 + 1 else None
+    except Exception:  # not installed, another package named maxflow, or 32-bit capacities
         return None
-    return maxflow if hasattr(maxflow, "GraphInt") else None
 
 
 def _min_cut_bk(theta: Tensor, nb: Tensor) -> Tensor:
@@ -397,10 +399,8 @@ def solve_mincut(unary: Tensor, w_v: Tensor, w_h: Tensor, pairwise: Tensor, *,
     nb_i = torch.round(nb * s.view(b, 1, 1, 1, 1, 1))
     if backend == "pymaxflow" or (backend == "auto" and dev.type == "cpu" and _pymaxflow() is not None):
         return _min_cut_bk(theta_i, nb_i).long().sum(1)
-
     tgt, rev, valid = _graph_index(k, h, w, str(dev))
-    nn_ = k * h * w
-    s_up, s_down, deg = _chain_slots(k)
+    nn_, (s_up, s_down, deg) = k * h * w, _chain_slots(k)
     res = torch.zeros(b, deg, nn_ + 1, dtype=torch.float64, device=dev)
     res[:, : 4 * k, :nn_] = nb_i.permute(0, 1, 3, 2, 4, 5).reshape(b, 4 * k, nn_)   # slot dir*K + l
     if k > 1:
