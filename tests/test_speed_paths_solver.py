@@ -149,3 +149,22 @@ def test_backend_is_checked():
         G.solve_mincut(u, torch.zeros(1, 1, 2), torch.zeros(1, 2, 1), G.label_cost(3), backend="gco")
     with pytest.raises(ValueError, match="backend"):
         G.solve_grid(u, torch.zeros(1, 1, 2), torch.zeros(1, 2, 1), backend="gco")
+
+
+@needs_maxflow
+@pytest.mark.parametrize("block_num", [8, 16])
+def test_puzzlemix_masks_agree_across_min_cut_backends(monkeypatch, block_num):
+    """On PuzzleMix's own (float) costs the minimum is unique in practice: both backends give one mask."""
+    from mixkit.bench.models import build_model
+    from mixkit.mixers.puzzlemix import PuzzleMix
+
+    torch.manual_seed(0)
+    model = build_model("resnet8", 10, 3, 2)
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 3, 32, 32, generator=gen), torch.randint(0, 10, (16,), generator=gen)
+    mixer = PuzzleMix(model, block_num=block_num, num_classes=10)
+    fast = mixer.mix(x, y, generator=torch.Generator().manual_seed(7))
+    monkeypatch.setattr(G, "_pymaxflow", lambda: None)
+    plain = mixer.mix(x, y, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(fast.share_map, plain.share_map)
+    assert torch.equal(fast.inputs, plain.inputs)
