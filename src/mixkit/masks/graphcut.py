@@ -1,38 +1,32 @@
-"""Batched, exact solvers for small multi-label grid MRFs (PuzzleMix's labelling step), pure PyTorch.
+"""Batched, exact solvers for small multi-label grid MRFs (PuzzleMix's labelling step), in PyTorch.
 
-They replace the official code's pyGCO alpha-beta swap (a local minimum on int32-scaled costs, one CPU call
-per sample, see docs/methods/puzzlemix.md) by solvers that run batched on any device, need no compiled
-extension and return a *global* minimum, so never an energy above pyGCO's on the same costs (checked in
-``tests/test_graphcut.py``, measured in ``benchmarks/graphcut_vs_gco.py``). The energy, identical for every
-solver here and for pyGCO's ``cut_grid_graph``::
+They replace the official pyGCO alpha-beta swap (a local minimum on int32-scaled costs, one CPU call per
+sample, see docs/methods/puzzlemix.md) by solvers that run batched on any device and return a *global*
+minimum, never an energy above pyGCO's (``tests/test_graphcut.py``, ``benchmarks/graphcut_vs_gco.py``).
+The energy, the same for every solver here and for pyGCO's ``cut_grid_graph``::
 
     E(x) = sum_{r,c} unary[r, c, x[r,c]]
          + sum_{r,c} w_v[r, c] * pairwise[x[r,c], x[r+1,c]]      (vertical edges,   w_v: (H-1, W))
          + sum_{r,c} w_h[r, c] * pairwise[x[r,c], x[r,c+1]]      (horizontal edges, w_h: (H, W-1))
 
 with a batch dimension in front of ``unary (B, H, W, L)``, ``w_v (B, H-1, W)``, ``w_h (B, H, W-1)``,
-a shared label-cost matrix ``pairwise (L, L)`` and integer labels ``x (B, H, W)``.
-:func:`energy` evaluates it in float64. Solvers (:func:`solve_grid` picks one with ``method="auto"``):
+a shared ``pairwise (L, L)`` and integer labels ``x (B, H, W)``; :func:`energy` evaluates it in float64.
+Solvers (:func:`solve_grid` picks one with ``method="auto"``):
 
-* :func:`solve_dp` -- **exact for any costs** (any ``pairwise``, any signs): dynamic programming over
-  the cells in row-major order with a frontier ("broken profile") of the last ``W`` labels, ``L**W``
-  states, each cell a min-plus update over the one label leaving the frontier: ``O(H W L**(W+1))`` for
-  the grid (transposed so that ``W`` is the shorter side). ``auto`` uses it for ``L**W <= 81``
-  (PuzzleMix's 2x2 and 4x4 grids) and, for costs the min-cut does not cover, up to ``max_states``
-  (default 3**8 = 6561: 8x8 grids with 3 labels).
+* :func:`solve_dp` -- **exact for any costs**: dynamic programming over the cells in row-major order with
+  a frontier of the last ``W`` labels (``L**W`` states, ``W`` the shorter side), ``O(H W L**(W+1))``.
+  ``auto`` uses it for ``L**W <= 81`` (PuzzleMix's 2x2 and 4x4 grids) and, for costs the min-cut does
+  not cover, up to ``max_states`` (default 3**8 = 6561: 8x8 grids with 3 labels).
 * :func:`solve_mincut` -- **exact when** ``pairwise[i, j] = f(i - j)`` with ``f`` convex (PuzzleMix's
   ``(i - j)**2 / (L - 1)**2`` is) **and every edge weight is >= 0** (PuzzleMix's are whenever
-  ``gamma <= 1`` and the de-normalised images lie in [0, 1]): Ishikawa's construction (Ishikawa,
-  "Exact optimization for Markov random fields with convex priors", TPAMI 2003), one s-t minimum cut
-  on ``L - 1`` layers of the grid, solved by a batched synchronous push-relabel max-flow (Goldberg &
-  Tarjan 1988; the parallel grid form of Vineet & Narayanan's "CUDA cuts") with global relabelling, in
-  exact integer arithmetic (integers held in float64; the costs are scaled per sample by a power of two
-  and rounded, so integer costs such as the official int32-scaled ones are solved exactly, see
-  :func:`solve_mincut`).
+  ``gamma <= 1`` and the de-normalised images lie in [0, 1]): Ishikawa's construction (TPAMI 2003), one
+  s-t minimum cut on ``L - 1`` layers of the grid in exact integer arithmetic (costs scaled per sample by
+  a power of two and rounded), by a batched synchronous push-relabel with global relabelling (Goldberg &
+  Tarjan 1988; the grid form of Vineet & Narayanan's "CUDA cuts"), or on the CPU by PyMaxflow's
+  Boykov-Kolmogorov max-flow when that optional package is installed (``pip install mixkit[fast]``).
 * :func:`refine_strips` -- a descent for the costs neither exact solver covers (non-convex ``pairwise``,
-  or negative weights on a grid too wide for the DP): exact DP moves on whole strips of rows or
-  columns, started from the min-cut of the weights clamped at 0 (or from the unary minimum); the
-  energy never increases, but it is not guaranteed optimal.
+  or negative weights on a grid too wide for the DP): exact DP moves on whole strips of rows or columns,
+  started from the min-cut of the weights clamped at 0 (or the unary minimum); never optimal for sure.
 """
 from __future__ import annotations
 
@@ -42,17 +36,10 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = [
-    "label_cost",
-    "energy",
-    "solve_grid",
-    "solve_dp",
-    "solve_mincut",
-    "refine_strips",
-    "is_convex_pairwise",
-]
+__all__ = ["label_cost", "energy", "solve_grid", "solve_dp", "solve_mincut", "refine_strips", "is_convex_pairwise"]
 
 _METHODS = ("auto", "dp", "mincut", "strips")
+_BACKENDS = ("auto", "torch", "pymaxflow")
 _SCALE_BITS = 36
 
 
@@ -71,12 +58,10 @@ def _check(unary: Tensor, w_v: Tensor, w_h: Tensor, pairwise: Tensor) -> Tuple[i
     b, h, w, n = unary.shape
     if h < 1 or w < 1 or n < 1:
         raise ValueError(f"unary must have H, W, L >= 1, got shape {tuple(unary.shape)}")
-    if tuple(w_v.shape) != (b, h - 1, w):
-        raise ValueError(f"w_v must have shape (B, H-1, W) = {(b, h - 1, w)}, got {tuple(w_v.shape)}")
-    if tuple(w_h.shape) != (b, h, w - 1):
-        raise ValueError(f"w_h must have shape (B, H, W-1) = {(b, h, w - 1)}, got {tuple(w_h.shape)}")
-    if tuple(pairwise.shape) != (n, n):
-        raise ValueError(f"pairwise must have shape (L, L) = {(n, n)}, got {tuple(pairwise.shape)}")
+    for name, t, want, sym in (("w_v", w_v, (b, h - 1, w), "(B, H-1, W)"), ("w_h", w_h, (b, h, w - 1), "(B, H, W-1)"),
+                               ("pairwise", pairwise, (n, n), "(L, L)")):
+        if tuple(t.shape) != want:
+            raise ValueError(f"{name} must have shape {sym} = {want}, got {tuple(t.shape)}")
     return b, h, w, n
 
 
@@ -107,12 +92,9 @@ def is_convex_pairwise(pairwise: Tensor, tol: float = 0.0) -> bool:
     if n == 1:
         return True
     f = {}
-    for i in range(n):
-        for j in range(n):
-            d = i - j
-            if d in f and abs(float(v[i, j]) - f[d]) > tol:
-                return False
-            f.setdefault(d, float(v[i, j]))
+    for i, j in ((i, j) for i in range(n) for j in range(n)):   # f[d] from the first entry with i - j = d
+        if abs(float(v[i, j]) - f.setdefault(i - j, float(v[i, j]))) > tol:
+            return False
     vals = [f[d] for d in range(-(n - 1), n)]
     return all(vals[k - 1] - 2 * vals[k] + vals[k + 1] >= -tol for k in range(1, len(vals) - 1))
 
@@ -206,12 +188,10 @@ def _chain_slots(k: int) -> Tuple[Optional[int], Optional[int], int]:
 def _graph_index(k: int, h: int, w: int, device: str) -> Tuple[Tensor, Tensor, Tensor]:
     """Edge targets, reverse-edge indices and validity of one layered grid graph (shared by the batch).
 
-    Local node ``(k * H + r) * W + c``; the sink is node ``n = K H W``. Slot-major layout with a fixed
-    degree ``D``: slots ``dir * K + l`` go to layer ``l`` of the neighbour in direction ``dir`` (down,
-    up, right, left), then the layer edges of the same cell (see :func:`_chain_slots`), then the sink
-    (last slot). ``rev[slot, node]`` is the flat index ``slot' * (n + 1) + node'`` of the reverse edge.
-    Missing edges point to the sink with zero capacity and a dummy reverse (a slot of the sink's own
-    column, which is never read).
+    Local node ``(k * H + r) * W + c``, the sink ``n = K H W``. Slots (fixed degree ``D``): ``dir * K + l``
+    to layer ``l`` of the neighbour in direction ``dir`` (down, up, right, left), the layer edges of the
+    cell (:func:`_chain_slots`), the sink (last). ``rev[slot, node]`` = flat index ``slot' * (n + 1) +
+    node'`` of the reverse edge. Missing edges: to the sink, capacity 0, a dummy reverse (never read).
     """
     dev = torch.device(device)
     n = k * h * w
@@ -290,8 +270,7 @@ def _min_cut(res: Tensor, excess: Tensor, tgt: Tensor, rev: Tensor, period: int)
     node have a maximum preflow: their cut is read from the heights and they leave the working batch.
     """
     b, deg, n1 = res.shape
-    n = n1 - 1
-    dev = res.device
+    n, dev = n1 - 1, res.device
     hmax = n + 2
     tgt_flat, rev_flat = tgt.reshape(-1), rev.reshape(-1)
     out = torch.zeros(b, n, dtype=torch.bool, device=dev)
@@ -332,24 +311,70 @@ def _min_cut(res: Tensor, excess: Tensor, tgt: Tensor, rev: Tensor, period: int)
             height = torch.where(still, torch.maximum(height, hmin), height)
 
 
+@lru_cache(maxsize=1)
+def _pymaxflow():
+    """PyMaxflow's ``maxflow`` module (``pip install mixkit[fast]``) if its ``GraphInt`` holds int64, or None."""
+    try:
+        import maxflow
+        g = maxflow.GraphInt()
+        g.add_nodes(1)
+        g.add_tedge(0, 2 ** 40 + 1, 2 ** 41)
+        return maxflow if g.maxflow() == 2 ** 40 + 1 else None
+    except Exception:  # not installed, another package named maxflow, or 32-bit capacities
+        return None
+
+
+def _min_cut_bk(theta: Tensor, nb: Tensor) -> Tensor:
+    """Source side ``(B, K, H, W)`` bool of the graph of :func:`solve_mincut` (integer capacities ``theta
+    (B, K, H, W)``, ``nb (B, 4, K, K, H, W)``) by PyMaxflow's Boykov-Kolmogorov max-flow in int64 on the
+    CPU, one graph for the batch (the samples are disjoint parts of it). The source side is the set of
+    nodes that cannot reach the sink in the final residual graph (the largest minimum cut)."""
+    b, k, h, w = theta.shape
+    ids, nb = torch.arange(b * k * h * w).view(b, k, h, w), nb.to(torch.int64)
+    tail, head, cap, rcap = [], [], [], []
+    for l1 in range(k):
+        for l2 in range(k):   # down / right edges; their reverse capacities are in the up / left slots
+            tail += [ids[:, l1, :-1], ids[:, l1, :, :-1]]
+            head += [ids[:, l2, 1:], ids[:, l2, :, 1:]]
+            cap += [nb[:, 0, l1, l2, :-1], nb[:, 2, l1, l2, :, :-1]]
+            rcap += [nb[:, 1, l2, l1, 1:], nb[:, 3, l2, l1, :, 1:]]
+    if k > 1:   # layer l -> l - 1, "infinite": keeps the layers ordered
+        tail, head = tail + [ids[:, 1:]], head + [ids[:, :-1]]
+        cap, rcap = cap + [torch.full_like(ids[:, 1:], 2 ** 51)], rcap + [torch.zeros_like(ids[:, 1:])]
+    tail, head, cap, rcap = (torch.cat([t.reshape(-1) for t in ts]).numpy() for ts in (tail, head, cap, rcap))
+    g = _pymaxflow().GraphInt(ids.numel(), len(tail))
+    nodes = g.add_nodes(ids.numel())   # ids 0 .. n - 1, as ``ids``
+    g.add_edges(tail, head, cap, rcap)
+    th = theta.to(torch.int64).reshape(-1)
+    g.add_grid_tedges(nodes, (-th).clamp(min=0).numpy(), th.clamp(min=0).numpy())   # source, sink capacities
+    g.maxflow()
+    return ~torch.from_numpy(g.get_grid_segments(nodes)).view(b, k, h, w)
+
+
 def solve_mincut(unary: Tensor, w_v: Tensor, w_h: Tensor, pairwise: Tensor, *,
-                 global_relabel_every: Optional[int] = None) -> Tensor:
+                 global_relabel_every: Optional[int] = None, backend: str = "auto") -> Tensor:
     """Exact minimiser ``(B, H, W)`` int64 for convex ``pairwise`` and non-negative edge weights.
 
     Builds Ishikawa's layered graph (one node per cell and layer ``k`` = "label > k", infinite edges
-    keeping the layers ordered, terminal edges from the label increments of the unary, edges of
-    weight ``w * gamma[k - l]`` between layer ``k`` of a cell and layer ``l`` of each neighbour) and
-    computes a minimum cut with a batched synchronous push-relabel (see :func:`_min_cut`; global
-    relabel every ``global_relabel_every`` rounds, default ``H + W``). Capacities are integers held in
-    float64 (exact below 2**53: each sample is scaled by a power of two to a largest magnitude of
-    about 2**36 and rounded, so integer costs below 2**34 are solved exactly and float costs up to a
-    relative 2**-36). All ``B`` graphs are solved together; finished samples leave the working batch.
+    keeping the layers ordered, terminal edges from the label increments of the unary, edges of weight
+    ``w * gamma[k - l]`` between layer ``k`` of a cell and layer ``l`` of each neighbour) with integer
+    capacities held in float64 (each sample scaled by a power of two to a largest magnitude of about
+    2**36 and rounded: integer costs below 2**34 are solved exactly, float costs up to a relative 2**-36),
+    and cuts it. ``backend``: ``"torch"``, the batched push-relabel of :func:`_min_cut` (global relabel
+    every ``global_relabel_every`` rounds, default ``H + W``; any device); ``"pymaxflow"``, the same
+    integer graph by :func:`_min_cut_bk` (CPU, several times faster); ``"auto"`` (default), PyMaxflow
+    where it is installed and the costs are on the CPU, else torch. Both give a minimum cut, so the same
+    energy; where several labellings have the minimum energy they may pick different ones.
 
     Raises:
         ValueError: ``pairwise`` not convex in the label difference, or a negative edge weight.
     """
     b, h, w, n = _check(unary, w_v, w_h, pairwise)
     dev = unary.device
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend == "pymaxflow" and (_pymaxflow() is None or dev.type != "cpu"):
+        raise ValueError("backend='pymaxflow' needs the PyMaxflow package (pip install PyMaxflow) and CPU tensors")
     if n == 1:
         return torch.zeros(b, h, w, dtype=torch.long, device=dev)
     gamma, psi = _ishikawa_terms(pairwise)
@@ -358,28 +383,24 @@ def solve_mincut(unary: Tensor, w_v: Tensor, w_h: Tensor, pairwise: Tensor, *,
     u, wv, wh = _f64(unary, w_v, w_h, device=dev)
     if (wv < 0).any() or (wh < 0).any():
         raise ValueError("solve_mincut needs non-negative edge weights w_v, w_h")
-    k = n - 1
-    gamma, psi = gamma.to(dev), psi.to(dev)
+    k, gamma, psi = n - 1, gamma.to(dev), psi.to(dev)
     # neighbour weight per direction (down, up, right, left) at each cell; 0 across the border
     wdir = torch.zeros(b, 4, h, w, dtype=torch.float64, device=dev)
-    wdir[:, 0, :-1, :] = wv
-    wdir[:, 1, 1:, :] = wv
-    wdir[:, 2, :, :-1] = wh
-    wdir[:, 3, :, 1:] = wh
+    wdir[:, 0, :-1, :], wdir[:, 1, 1:, :] = wv, wv
+    wdir[:, 2, :, :-1], wdir[:, 3, :, 1:] = wh, wh
     up = u + psi.view(1, 1, 1, n) * wdir.sum(1).unsqueeze(-1)       # unary with the Ishikawa correction
     theta = (up[..., 1:] - up[..., :-1]).permute(0, 3, 1, 2)           # (b, k, h, w): cost of layer k = 1
     kk = torch.arange(k, device=dev)
     gk = gamma[(kk[:, None] - kk[None, :]) + (n - 2)]                  # (k, l)
     nb = wdir[:, :, None, None] * gk.view(1, 1, k, k, 1, 1)            # (b, dir, k, l, h, w)
-    # per-sample power-of-two scale, then integers (exact in float64)
     mag = torch.maximum(theta.abs().amax((1, 2, 3)), nb.abs().amax((1, 2, 3, 4, 5)))
-    s = _pow2_scale(mag)
+    s = _pow2_scale(mag)   # per-sample power-of-two scale, then integers (exact in float64)
     theta_i = torch.round(theta * s.view(b, 1, 1, 1))
     nb_i = torch.round(nb * s.view(b, 1, 1, 1, 1, 1))
-
+    if backend == "pymaxflow" or (backend == "auto" and dev.type == "cpu" and _pymaxflow() is not None):
+        return _min_cut_bk(theta_i, nb_i).long().sum(1)
     tgt, rev, valid = _graph_index(k, h, w, str(dev))
-    nn_ = k * h * w
-    s_up, s_down, deg = _chain_slots(k)
+    nn_, (s_up, s_down, deg) = k * h * w, _chain_slots(k)
     res = torch.zeros(b, deg, nn_ + 1, dtype=torch.float64, device=dev)
     res[:, : 4 * k, :nn_] = nb_i.permute(0, 1, 3, 2, 4, 5).reshape(b, 4 * k, nn_)   # slot dir*K + l
     if k > 1:
@@ -425,13 +446,9 @@ def refine_strips(labels: Tensor, unary: Tensor, w_v: Tensor, w_h: Tensor, pairw
             for off in (0, st // 2):
                 for r0 in range(-off if off else 0, hh, st):
                     lo, hi_ = max(r0, 0), min(r0 + st, hh)
-                    if hi_ <= lo:
-                        continue
-                    su = _strip_unary(xx, uu, a, bb_, v, lo, hi_)
-                    sv = a[:, lo:hi_ - 1]
-                    sh = bb_[:, lo:hi_]
-                    new = solve_dp(su, sv, sh, v)
-                    xx[:, lo:hi_] = new
+                    if hi_ > lo:
+                        su = _strip_unary(xx, uu, a, bb_, v, lo, hi_)
+                        xx[:, lo:hi_] = solve_dp(su, a[:, lo:hi_ - 1], bb_[:, lo:hi_], v)
             x = xx if not transpose else xx.transpose(1, 2)
         best = energy(x, u, wv, wh, v)
         if not bool((best < start - 1e-12 * (1 + start.abs())).any()):
@@ -441,7 +458,7 @@ def refine_strips(labels: Tensor, unary: Tensor, w_v: Tensor, w_h: Tensor, pairw
 
 # ------------------------------------------------------------------------------- dispatcher
 def solve_grid(unary: Tensor, w_v: Tensor, w_h: Tensor, pairwise: Optional[Tensor] = None, *,
-               method: str = "auto", max_states: int = 6561) -> Tensor:
+               method: str = "auto", max_states: int = 6561, backend: str = "auto") -> Tensor:
     """Minimise the grid energy for ``B`` independent grids; returns labels ``(B, H, W)`` int64.
 
     Args:
@@ -455,9 +472,12 @@ def solve_grid(unary: Tensor, w_v: Tensor, w_h: Tensor, pairwise: Optional[Tenso
             ``pairwise`` is convex, else from the unary minimum).
         max_states: the largest DP frontier ``auto`` uses on problems the min-cut does not cover
             (default ``3**8``).
+        backend: the max-flow of the min-cut, see :func:`solve_mincut` (default ``"auto"``).
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
     if pairwise is None:
         pairwise = label_cost(unary.shape[-1], device=unary.device)
     b, h, w, n = _check(unary, w_v, w_h, pairwise)
@@ -466,18 +486,15 @@ def solve_grid(unary: Tensor, w_v: Tensor, w_h: Tensor, pairwise: Optional[Tenso
     if method == "dp":
         return solve_dp(unary, w_v, w_h, pairwise)
     if method == "mincut":
-        return solve_mincut(unary, w_v, w_h, pairwise)
+        return solve_mincut(unary, w_v, w_h, pairwise, backend=backend)
     convex = is_convex_pairwise(pairwise)
     nonneg = bool((w_v >= 0).all()) and bool((w_h >= 0).all())
     states = n ** min(h, w)
     if method == "auto":
-        if convex and nonneg:
-            # both exact; the DP is faster on the smallest grids (PuzzleMix: 2x2 and 4x4)
-            return solve_dp(unary, w_v, w_h, pairwise) if states <= 81 else solve_mincut(unary, w_v, w_h, pairwise)
-        if states <= max_states:
+        if convex and nonneg and states > 81:  # both exact; the DP is faster on PuzzleMix's 2x2 and 4x4 grids
+            return solve_mincut(unary, w_v, w_h, pairwise, backend=backend)
+        if states <= (81 if convex and nonneg else max_states):
             return solve_dp(unary, w_v, w_h, pairwise)
-    if convex:
-        init = solve_mincut(unary, w_v.clamp(min=0), w_h.clamp(min=0), pairwise)
-    else:
-        init = unary.argmin(-1)
+    init = (solve_mincut(unary, w_v.clamp(min=0), w_h.clamp(min=0), pairwise, backend=backend) if convex
+            else unary.argmin(-1))
     return refine_strips(init, unary, w_v, w_h, pairwise)

@@ -75,23 +75,23 @@ def _chain_icm(unary: Tensor, bp: Tensor, x: Tensor, sweeps: int) -> Tensor:
     grid = tuple(unary.shape[1:-1])
     d = len(grid)
     dev = unary.device
-    # parity of the coordinates other than each axis, for every node
+    # parity of the coordinates other than each axis, for every node: the (axis, lines) moves of a sweep
     coords = torch.meshgrid(*[torch.arange(s, device=dev) for s in grid], indexing="ij")
     total = sum(coords) if d > 1 else torch.zeros(grid, dtype=torch.long, device=dev)
-    axes = [ax for ax in range(d) if grid[ax] > 1] or [0]
+    moves = []
+    for ax in [ax for ax in range(d) if grid[ax] > 1] or [0]:
+        par = (total - coords[ax]) % 2 if d > 1 else total
+        for parity in ((0, 1) if d > 1 else (0,)):
+            lines = par == parity  # (*grid) nodes on the lines being updated
+            if bool(lines.any()):
+                moves.append((ax, lines.unsqueeze(0)))
     for _ in range(sweeps):
         changed = torch.zeros((), dtype=torch.bool, device=dev)
-        for ax in axes:
-            par = (total - coords[ax]) % 2 if d > 1 else total
-            for parity in ((0, 1) if d > 1 else (0,)):
-                lines = par == parity  # (*grid) nodes on the lines being updated
-                if not bool(lines.any()):
-                    continue
-                u = unary + _neighbour_cost(x, bp, ax)
-                xn = _viterbi(u, bp, ax)
-                xn = torch.where(lines.unsqueeze(0), xn, x)
-                changed = changed | (xn != x).any()
-                x = xn
+        for ax, lines in moves:
+            xn = _viterbi(unary + _neighbour_cost(x, bp, ax), bp, ax)
+            xn = torch.where(lines, xn, x)
+            changed = changed | (xn != x).any()
+            x = xn
         if not bool(changed):
             break
     return x

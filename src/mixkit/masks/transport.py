@@ -10,7 +10,7 @@ can drop blocks: docs/methods/puzzlemix.md.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -40,22 +40,75 @@ def greedy_assignment(cost: Tensor, n_iter: int) -> Tuple[Tensor, Tensor]:
     Returns ``choice (B, n)`` int64 (the destination each source picked in the last round) and
     ``win (B, n)`` bool (whether it won that destination); the winners form a partial permutation.
     """
+    return _greedy_inplace(cost.clone(memory_format=torch.contiguous_format), n_iter)
+
+
+def _greedy_inplace(cost: Tensor, n_iter: int) -> Tuple[Tensor, Tensor]:
+    """:func:`greedy_assignment` on a contiguous ``cost`` it may modify."""
     b, n, _ = cost.shape
-    cost = cost.clone()
-    ar = torch.arange(n, device=cost.device).expand(b, n)
-    big = torch.full((b, n), n, dtype=torch.long, device=cost.device)
-    inf = torch.full((b, n), float("inf"), dtype=cost.dtype, device=cost.device)
-    choice = cost.argmin(-1)
-    win = torch.ones(b, n, dtype=torch.bool, device=cost.device)
-    for _ in range(max(int(n_iter), 1)):
-        choice = cost.argmin(-1)
-        chosen = cost.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
-        best = inf.scatter_reduce(1, choice, chosen, "amin", include_self=True)
-        contender = chosen == best.gather(1, choice)
-        first = big.scatter_reduce(1, choice, torch.where(contender, ar, big), "amin", include_self=True)
-        win = first.gather(1, choice) == ar
-        cost.scatter_add_(-1, choice.unsqueeze(-1), (~win).to(cost.dtype).unsqueeze(-1))
-    return choice, win
+    table = _Rows(cost.view(b * n, n))
+    choice = table.data.argmin(-1)
+    return _greedy_rounds(choice, table.data.gather(1, choice.unsqueeze(1)).squeeze(1), table, b, n, n_iter)
+
+
+class _Rows:
+    """The cost rows of the greedy rounds: all of them (``make=None``: row ``i`` at ``data[i]``), or only
+    those built so far by ``make(rows)``, stored compactly at ``data[slot(rows)]``."""
+
+    def __init__(self, data: Tensor, total: int = 0, make: Optional[Callable[[Tensor], Tensor]] = None) -> None:
+        self.data, self.size, self.make = data, 0, make
+        self.where = torch.full((total,), -1, dtype=torch.long, device=data.device)
+
+    def slot(self, rows: Tensor) -> Tensor:
+        if self.make is None:
+            return rows
+        fresh = rows[self.where.index_select(0, rows) < 0]
+        k = int(fresh.numel())
+        if k:
+            if self.size + k > self.data.shape[0]:
+                grown = self.data.new_empty(max(2 * self.data.shape[0], self.size + k), self.data.shape[1])
+                grown[: self.size] = self.data[: self.size]
+                self.data = grown
+            self.data[self.size:self.size + k] = self.make(fresh)
+            self.where[fresh] = torch.arange(self.size, self.size + k, device=rows.device)
+            self.size += k
+        return self.where.index_select(0, rows)
+
+
+def _greedy_rounds(choice: Tensor, chosen: Tensor, table: _Rows, b: int, n: int,
+                   n_iter: int) -> Tuple[Tensor, Tensor]:
+    """The rounds of :func:`greedy_assignment` from the first picks ``choice (B * n,)`` (values ``chosen``)
+    on the cost rows of ``table`` (updated in place).
+
+    Only a loser's row changes in a round, so only the losers' rows are searched again (the same
+    first-minimum ``argmin``, hence the same result as searching every row), and the rounds stop once a
+    round has no loser (every later round would repeat it).
+    """
+    dev = choice.device
+    ar = torch.arange(n, device=dev).expand(b, n)
+    big = torch.full((b, n), n, dtype=torch.long, device=dev)
+    inf = torch.full((b, n), float("inf"), dtype=chosen.dtype, device=dev)
+    rounds = max(int(n_iter), 1)
+    for it in range(rounds):
+        c2, v2 = choice.view(b, n), chosen.view(b, n)
+        best = inf.scatter_reduce(1, c2, v2, "amin", include_self=True)
+        contender = v2 == best.gather(1, c2)
+        first = big.scatter_reduce(1, c2, torch.where(contender, ar, big), "amin", include_self=True)
+        win = first.gather(1, c2) == ar
+        if it == rounds - 1:
+            break
+        lose = (~win).view(-1).nonzero().squeeze(1)
+        if lose.numel() == 0:
+            break
+        sl = table.slot(lose)
+        data = table.data.view(-1)
+        at = sl * n + choice.index_select(0, lose)
+        data.index_put_((at,), data.index_select(0, at) + 1.0)   # the loser's pick costs 1 more
+        sub = table.data.index_select(0, sl)
+        nc = sub.argmin(-1)
+        choice[lose] = nc
+        chosen[lose] = sub.gather(1, nc.unsqueeze(1)).squeeze(1)
+    return choice.view(b, n), win
 
 
 def complete_permutation(choice: Tensor, win: Tensor) -> Tensor:
@@ -91,10 +144,34 @@ def mask_transport(mask: Tensor, saliency: Tensor, eps: float = 0.8, n_iter: Opt
     """
     b, gh, gw = mask.shape
     n = gh * gw
-    c = transport_cost((gh, gw), device=mask.device, dtype=torch.float32)
-    z = (mask.reshape(b, 1, n) > 0).to(torch.float32)
-    cost = eps * c.unsqueeze(0) - saliency.reshape(b, n, 1).to(torch.float32) * z
-    choice, win = greedy_assignment(cost, max(gh, gw) if n_iter is None else n_iter)
+    ec = eps * transport_cost((gh, gw), device=mask.device, dtype=torch.float32)
+    z = (mask.reshape(b, n) > 0).to(torch.float32)
+    s = saliency.reshape(b, n).to(torch.float32)
+    # cost[b, i, j] = ec[i, j] - s[b, i] * z[b, j] is never built whole, only the rows searched (the same
+    # float32 values, so the same result): a row whose block is kept (z = 1) picks its own place i (cost
+    # -s[b, i]) when every move costs more (checked in float32 below); the other rows are searched chunk by
+    # chunk, and a row again only when it loses a round.
+    sf, zf = s.reshape(-1), z.reshape(-1)
+
+    def make(rows: Tensor) -> Tensor:
+        return ec.index_select(0, rows % n) - sf.index_select(0, rows).unsqueeze(1) * z.index_select(0, rows // n)
+
+    diag = ec.diagonal().repeat(b)
+    off = ec + torch.diag(torch.full((n,), float("inf"), device=ec.device))
+    move = off.amin(1).repeat(b)                                    # the cheapest move of each row
+    stay = (zf > 0) & (sf >= 0) & (diag == 0) & (move - sf > diag - sf)
+    choice = torch.arange(n, device=mask.device).repeat(b)
+    chosen = diag - sf * zf
+    rest = (~stay).nonzero().squeeze(1)
+    step = max(1, (1 << 18) // n)
+    for r0 in range(0, int(rest.numel()), step):
+        rows = rest[r0:r0 + step]
+        blk = make(rows)
+        i = blk.argmin(-1)
+        choice[rows] = i
+        chosen[rows] = blk.gather(1, i.unsqueeze(1)).squeeze(1)
+    table = _Rows(ec.new_empty(min(b * n, 1024), n), b * n, make)
+    choice, win = _greedy_rounds(choice, chosen, table, b, n, max(gh, gw) if n_iter is None else n_iter)
     return complete_permutation(choice, win)
 
 

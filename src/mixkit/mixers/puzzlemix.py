@@ -60,7 +60,8 @@ class PuzzleMix(Mixer):
         mean, std: the per-channel normalisation of the inputs (your ``Normalize``), to de-normalise for the
             data-smoothness term and the pixel-space noise (default ``None``: inputs already in ``[0, 1]``).
         solver: ``"auto"`` (default, exact for PuzzleMix's costs), ``"dp"``, ``"mincut"`` or ``"strips"``,
-            passed to :func:`mixkit.masks.graphcut.solve_grid`.
+            passed to :func:`mixkit.masks.graphcut.solve_grid` (its min-cut, used from 8x8 grids on, runs
+            on PyMaxflow on the CPU when installed, ``pip install mixkit[fast]``: the same minimum energy).
         mode: ``"batch"`` (default, official: one ``lam``, one ``block_num``, one permutation and one set of
             adversarial draws per batch; the masks are per sample) or ``"sample"`` (``lam``, ``block_num`` and
             adversarial draws per row, grouped by grid size, no Python loop over samples).
