@@ -209,7 +209,10 @@ def check_labels(y: object, batch: int, num_classes: Optional[int], name: str = 
             if ids_need_num_classes:
                 raise ValueError(f"num_classes is required to turn class ids {name} (B,) into targets")
         elif y.numel():
-            lo, hi = int(y.min()), int(y.max())
+            try:
+                lo, hi = (int(v) for v in torch.aminmax(y))  # one pass over the ids
+            except (RuntimeError, NotImplementedError):  # pragma: no cover - a dtype without aminmax
+                lo, hi = int(y.min()), int(y.max())
             if lo < 0 or hi >= num_classes:
                 raise ValueError(f"class ids in {name} must lie in [0, {num_classes - 1}] (num_classes={num_classes}), got range [{lo}, {hi}]")
     else:

@@ -11,7 +11,7 @@ rejection sampler is kept as the fallback for a torch without it, and is tested 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -61,8 +61,10 @@ def sample_gamma(shape_param: float, size=(), generator: Optional[torch.Generato
     return _gamma64(float(shape_param), _as_size(size), generator).to(torch.float32)
 
 
-def _as_size(size) -> torch.Size:
-    return torch.Size(size if isinstance(size, (tuple, list, torch.Size)) else (size,))
+def _as_size(size) -> Tuple[int, ...]:
+    if type(size) is tuple:
+        return size
+    return tuple(size) if isinstance(size, (tuple, list, torch.Size)) else (size,)
 
 
 def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: Optional[torch.Generator] = None,
@@ -77,7 +79,8 @@ def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: 
         raise ValueError(f"Beta parameters must be > 0, got alpha={alpha}, beta={beta}")
     size = _as_size(size)
     if alpha == 1.0 and beta == 1.0:  # Beta(1, 1) is U(0, 1): one draw
-        return torch.rand(size, generator=generator, device=gen_device(generator), dtype=torch.float64).to(dtype)
+        u = torch.rand(size, generator=generator, device=gen_device(generator), dtype=torch.float64)
+        return u.float() if dtype is torch.float32 else u.to(dtype)
     if min(alpha, beta) < _LOG_SPACE_BELOW:  # Gamma draws would underflow: X/(X+Y) in log space
         g = _gamma64_pair(alpha + 1.0, beta + 1.0, size, generator)
         u = torch.rand((2, *size), generator=generator, device=gen_device(generator), dtype=torch.float64)
