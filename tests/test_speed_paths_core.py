@@ -194,3 +194,16 @@ def test_label_range_check_keeps_its_message():
             mixer(x, torch.tensor([0, 1, 2, 3], dtype=dtype))
     with pytest.raises(ValueError, match=r"got range \[-1, 2\]"):
         mixer(x, torch.tensor([0, 1, 2, -1]))
+
+
+@pytest.mark.parametrize("a,b", [(0.2, 0.2), (0.4, 0.4), (2.0, 1.0), (0.5, 3.0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_beta_draw_equals_the_tensor_ratio(a, b, dtype):
+    g, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(500):
+        got = mixkit.sampling.sample_beta(a, b, (1,), g, dtype)
+        gam = torch._standard_gamma(torch.tensor([[a], [b]], dtype=torch.float64), generator=g2)
+        s = gam[0] + gam[1]
+        ref = torch.where(s > 0, gam[0] / s.clamp_min(1e-300), torch.full_like(s, 0.5)).to(dtype)
+        assert got.dtype == dtype and got.shape == (1,) and torch.equal(got, ref)
+    assert torch.equal(g.get_state(), g2.get_state())

@@ -88,6 +88,10 @@ def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: 
         boost = (z[0] - z[1]) / alpha if alpha == beta else z[0] / alpha - z[1] / beta
         return torch.sigmoid(torch.log(g[0]) - torch.log(g[1]) + boost).to(dtype)
     g = _gamma64_pair(alpha, beta, size, generator)
+    if g.numel() == 2 and g.device.type == "cpu":  # one draw (batch mode): the same float64 maths in Python
+        ga, gb = g.view(2).tolist()
+        s = ga + gb
+        return torch.full(size, ga / max(s, 1e-300) if s > 0 else 0.5, dtype=dtype)
     ga, gb = g[0], g[1]
     s = ga + gb
     out = torch.where(s > 0, ga / s.clamp_min(1e-300), torch.full_like(s, 0.5))
@@ -140,8 +144,11 @@ def _gamma64_marsaglia_tsang(a: float, size: torch.Size, generator) -> Tensor:
 def _gamma64_pair(a: float, b: float, size: torch.Size, generator) -> Tensor:
     """``(2, *size)`` independent Gamma(a) and Gamma(b) draws in one sampler call."""
     dev = gen_device(generator)
-    conc = torch.tensor([float(a), float(b)], dtype=torch.float64, device=dev).view(2, *([1] * len(size)))
-    conc = conc.expand(2, *size).contiguous()
+    if size == (1,):  # batch mode: the (2, 1) concentrations in one op
+        conc = torch.tensor([[float(a)], [float(b)]], dtype=torch.float64, device=dev)
+    else:
+        conc = torch.tensor([float(a), float(b)], dtype=torch.float64, device=dev).view(2, *([1] * len(size)))
+        conc = conc.expand(2, *size).contiguous()
     try:
         return torch._standard_gamma(conc, generator=generator)
     except (TypeError, RuntimeError, AttributeError):  # pragma: no cover - a future torch without it

@@ -85,27 +85,27 @@ def sample_box_ints(sizes: Sequence[int], lam: float, generator: Optional[torch.
     float64 operations give the same box as ``sample_boxes(sizes, torch.tensor([lam]), ...)``.
     """
     d = len(sizes)
+    u = torch.rand(d, generator=generator, device=sampling.gen_device(generator)).tolist()  # the (1, d) draw
+    lo, hi = [], []
     if minmax is None:
         frac = min(max(1.0 - lam, 0.0), 1.0) * ratio
         # torch's pow: exponent 1 copies, 0.5 is a square root, others C pow (one element: no vector path)
         frac = frac if d == 1 else (math.sqrt(frac) if d == 2 else frac ** (1.0 / d))
-        lengths = [math.floor(frac * s) for s in sizes]
-        u = _uniform_row(d, generator)
-        lo = [min(math.floor(ui * s), s - 1) - n // 2 for ui, s, n in zip(u, sizes, lengths)]
-        hi = [a + n for a, n in zip(lo, lengths)]
-        return [min(max(a, 0), s) for a, s in zip(lo, sizes)], [min(max(z, 0), s) for z, s in zip(hi, sizes)]
+        for ui, s in zip(u, sizes):
+            n = math.floor(frac * s)
+            a = min(math.floor(ui * s), s - 1) - n // 2
+            lo.append(min(max(a, 0), s))
+            hi.append(min(max(a + n, 0), s))
+        return lo, hi
     lengths = []
-    for ui, s in zip(_uniform_row(d, generator), sizes):
+    for ui, s in zip(u, sizes):
         lo_len, hi_len = math.floor(s * minmax[0]), math.floor(s * minmax[1])
         lengths.append(min(math.floor(lo_len + ui * (hi_len - lo_len + 1)), hi_len, s))
-    u = _uniform_row(d, generator)
-    lo = [min(math.floor(ui * (s - n + 1)), s - n) for ui, s, n in zip(u, sizes, lengths)]
-    return lo, [a + n for a, n in zip(lo, lengths)]
-
-
-def _uniform_row(d: int, generator: Optional[torch.Generator]) -> List[float]:
-    """``d`` float32 uniforms (the ``(1, d)`` draw of the tensor samplers) as floats."""
-    return torch.rand(1, d, generator=generator, device=sampling.gen_device(generator)).tolist()[0]
+    u = torch.rand(d, generator=generator, device=sampling.gen_device(generator)).tolist()
+    for ui, s, n in zip(u, sizes, lengths):
+        lo.append(min(math.floor(ui * (s - n + 1)), s - n))
+        hi.append(lo[-1] + n)
+    return lo, hi
 
 
 def box_mask(lo: Tensor, hi: Tensor, sizes: Sequence[int], device=None) -> Tensor:
