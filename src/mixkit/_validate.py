@@ -211,7 +211,8 @@ def check_labels(y: object, batch: int, num_classes: Optional[int], name: str = 
                 raise ValueError(f"num_classes is required to turn class ids {name} (B,) into targets")
         elif y.numel():
             try:
-                lo, hi = (int(v) for v in torch.aminmax(y))  # one pass over the ids
+                lo, hi = torch.aminmax(y)  # one pass over the ids
+                lo, hi = int(lo), int(hi)
             except (RuntimeError, NotImplementedError):  # pragma: no cover - a dtype without aminmax
                 lo, hi = int(y.min()), int(y.max())
             if lo < 0 or hi >= num_classes:
