@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 _MODES = ("batch", "sample")
+_INT_DTYPES = frozenset((torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8))
 
 
 def check_batch(x: object, name: str = "x") -> Tensor:
@@ -31,7 +32,7 @@ def check_batch(x: object, name: str = "x") -> Tensor:
         )
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch (B=0); expected at least one sample")
-    if any(s == 0 for s in x.shape[1:]):
+    if 0 in x.shape[1:]:
         raise ValueError(f"{name} has a zero-sized dimension: shape {tuple(x.shape)}")
     return x
 
@@ -203,13 +204,17 @@ def check_labels(y: object, batch: int, num_classes: Optional[int], name: str = 
     if y.shape[0] != batch:
         raise ValueError(f"{name} has {y.shape[0]} rows but the image batch has B={batch}; they must match")
     if y.dim() == 1:
-        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        if y.dtype not in _INT_DTYPES and (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool):
             raise TypeError(f"class ids {name} (B,) must be an integer tensor (int64 preferred), got dtype {y.dtype}")
         if num_classes is None:
             if ids_need_num_classes:
                 raise ValueError(f"num_classes is required to turn class ids {name} (B,) into targets")
         elif y.numel():
-            lo, hi = int(y.min()), int(y.max())
+            try:
+                lo, hi = torch.aminmax(y)  # one pass over the ids
+                lo, hi = int(lo), int(hi)
+            except (RuntimeError, NotImplementedError):  # pragma: no cover - a dtype without aminmax
+                lo, hi = int(y.min()), int(y.max())
             if lo < 0 or hi >= num_classes:
                 raise ValueError(f"class ids in {name} must lie in [0, {num_classes - 1}] (num_classes={num_classes}), got range [{lo}, {hi}]")
     else:

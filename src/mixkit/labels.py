@@ -20,7 +20,7 @@ def one_hot(y: Tensor, num_classes: int, smoothing: float = 0.0, dim: int = -1) 
     check_smoothing(smoothing)
     off = smoothing / num_classes
     out = torch.full((*y.shape, num_classes), off, dtype=torch.float32, device=y.device)
-    out.scatter_(-1, y.long().unsqueeze(-1), 1.0 - smoothing + off)
+    out.scatter_(-1, (y if y.dtype == torch.long else y.long()).unsqueeze(-1), 1.0 - smoothing + off)
     if dim not in (-1, y.dim()):
         out = out.movedim(-1, dim)
     return out

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +11,21 @@ from torch import Tensor
 from .labels import one_hot
 
 __all__ = ["MixResult"]
+
+
+class Lazy:
+    """A field value built on first access: ``fn(*args)`` (``fn`` a module-level function, so it pickles)."""
+
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn: Callable[..., Tensor], *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def __call__(self) -> Tensor:
+        return self.fn(*self.args)
+
+    def __reduce__(self):
+        return (Lazy, (self.fn, *self.args))
 
 
 @dataclass
@@ -40,6 +55,9 @@ class MixResult:
     ``mask`` (property) is ``(B, k, *spatial)`` float32 per-pixel shares (summing to 1 over ``k``), or
     ``None`` for pure interpolation (MixUp), where every pixel's share equals ``weights``. A two-source
     ``share_map`` is expanded lazily: ``mask = cat([s, 1 - s])`` over the batch.
+
+    ``index``, ``weights``, ``lam``, ``mixed`` and ``share_map`` may be given as :class:`Lazy` values,
+    built on first access (a result read only for its mixed batch and labels never builds them).
     """
 
     inputs: Tensor
@@ -51,13 +69,47 @@ class MixResult:
     outputs: Optional[Tensor] = None
     share_map: Optional[Tensor] = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # ``_pair``: ``(partner, w0)`` of a two-source result whose ``index``/``weights`` are unread (see
+        # :meth:`two_source`); ``None`` otherwise
+        self.__dict__["_pair"] = None
+
+    @classmethod
+    def two_source(cls, inputs: Tensor, partner: Tensor, w0: Union[Tensor, float], *, lam: Optional[Tensor] = None,
+                   active: Optional[Tensor] = None, share_map: Any = None,
+                   params: Optional[Dict[str, Any]] = None) -> "MixResult":
+        """The result of a two-source method: row ``i`` mixes itself (weight ``w0``) with ``partner[i]``.
+
+        ``w0`` is ``(B,)`` or ``(1,)`` float32 on the batch's device, or one float32-exact float; ``lam``
+        ``(B,)`` or ``(1,)``; ``active`` the rows mixed (``None``: all). ``index``, ``weights``, ``mixed``
+        and a ``(1,)`` ``lam`` are built when first read; until ``index`` or ``weights`` is read, the labels
+        (:func:`mixkit.soft_targets`) are ``w0 * Y + (1 - w0) * Y[partner]`` without them.
+        """
+        b, dev = int(partner.shape[0]), inputs.device
+        res = cls.__new__(cls)
+        res.__dict__.update(
+            inputs=inputs, _v_index=Lazy(_pair_index, partner), _v_weights=Lazy(_pair_weights, w0, b, dev),
+            _v_lam=lam if lam is None or lam.numel() != 1 else Lazy(_expand_rows, lam, b),
+            _v_mixed=Lazy(_mixed_rows, active, b, dev), params={} if params is None else params, outputs=None,
+            _v_share_map=share_map, _pair=(partner, w0))
+        return res
+
     @property
     def batch_size(self) -> int:
-        return int(self.index.shape[0])
+        pair = self.__dict__.get("_pair")
+        return int((pair[0] if pair is not None else self.index).shape[0])
+
+    def __getstate__(self) -> Dict[str, Any]:
+        for name in _LAZY_FIELDS:
+            getattr(self, name)
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
     @property
     def k(self) -> int:
-        return int(self.index.shape[1])
+        return 2 if self.__dict__.get("_pair") is not None else int(self.index.shape[1])
 
     @property
     def mask(self) -> Optional[Tensor]:
@@ -119,3 +171,55 @@ class MixResult:
             probs = target.float()
         gathered = probs[index]  # (B, k, K, *spatial)
         return (shares.unsqueeze(2) * gathered).sum(1)
+
+
+def _pair_index(partner: Tensor) -> Tensor:
+    """``(B, 2)`` int64 sources of a two-source result: the row itself, then its partner."""
+    return torch.stack([torch.arange(partner.shape[0], device=partner.device), partner], 1)
+
+
+def _pair_weights(w0: Union[Tensor, float], b: int, dev: torch.device) -> Tensor:
+    """``(B, 2)`` float32 weights ``(w0, 1 - w0)`` of a two-source result."""
+    w0 = _expand_rows(w0, b) if isinstance(w0, Tensor) else torch.full((b,), w0, dtype=torch.float32, device=dev)
+    return torch.stack([w0, 1.0 - w0], 1)
+
+
+def _mixed_rows(active: Optional[Tensor], b: int, dev: torch.device) -> Tensor:
+    """``(B,)`` bool rows mixed by a two-source method: every row, or the rows ``p`` selected."""
+    return torch.ones(b, dtype=torch.bool, device=dev) if active is None else active.to(dev)
+
+
+def _expand_rows(v: Tensor, b: int) -> Tensor:
+    """A per-row ``(B,)`` view of a one-element ``v`` (``v`` itself when it has ``B`` rows)."""
+    return v.expand(b) if v.numel() == 1 else v
+
+
+_LAZY_FIELDS = ("index", "weights", "lam", "mixed", "share_map")
+_DROPS_PAIR = ("index", "weights")  # read, maybe to be changed: the labels follow the fields from then on
+
+
+def _lazy_field(name: str) -> property:
+    key = "_v_" + name
+    drops = name in _DROPS_PAIR
+
+    def get(self: MixResult) -> Any:
+        d = self.__dict__
+        v = d[key]
+        if drops and d.get("_pair") is not None:
+            d["_pair"] = None
+        if type(v) is Lazy:
+            v = d[key] = v()
+        return v
+
+    def set(self: MixResult, value: Any) -> None:
+        d = self.__dict__
+        if drops:
+            d["_pair"] = None
+        d[key] = value
+
+    return property(get, set, doc=f"the ``{name}`` field (see the class docstring)")
+
+
+for _name in _LAZY_FIELDS:
+    setattr(MixResult, _name, _lazy_field(_name))
+del _name

@@ -11,7 +11,7 @@ rejection sampler is kept as the fallback for a torch without it, and is tested 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -61,8 +61,10 @@ def sample_gamma(shape_param: float, size=(), generator: Optional[torch.Generato
     return _gamma64(float(shape_param), _as_size(size), generator).to(torch.float32)
 
 
-def _as_size(size) -> torch.Size:
-    return torch.Size(size if isinstance(size, (tuple, list, torch.Size)) else (size,))
+def _as_size(size) -> Tuple[int, ...]:
+    if type(size) is tuple:
+        return size
+    return tuple(size) if isinstance(size, (tuple, list, torch.Size)) else (size,)
 
 
 def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: Optional[torch.Generator] = None,
@@ -77,7 +79,8 @@ def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: 
         raise ValueError(f"Beta parameters must be > 0, got alpha={alpha}, beta={beta}")
     size = _as_size(size)
     if alpha == 1.0 and beta == 1.0:  # Beta(1, 1) is U(0, 1): one draw
-        return torch.rand(size, generator=generator, device=gen_device(generator), dtype=torch.float64).to(dtype)
+        u = torch.rand(size, generator=generator, device=gen_device(generator), dtype=torch.float64)
+        return u.float() if dtype is torch.float32 else u.to(dtype)
     if min(alpha, beta) < _LOG_SPACE_BELOW:  # Gamma draws would underflow: X/(X+Y) in log space
         g = _gamma64_pair(alpha + 1.0, beta + 1.0, size, generator)
         u = torch.rand((2, *size), generator=generator, device=gen_device(generator), dtype=torch.float64)
@@ -85,6 +88,10 @@ def sample_beta(alpha: float, beta: Optional[float] = None, size=(), generator: 
         boost = (z[0] - z[1]) / alpha if alpha == beta else z[0] / alpha - z[1] / beta
         return torch.sigmoid(torch.log(g[0]) - torch.log(g[1]) + boost).to(dtype)
     g = _gamma64_pair(alpha, beta, size, generator)
+    if g.numel() == 2 and g.device.type == "cpu":  # one draw (batch mode): the same float64 maths in Python
+        ga, gb = g.view(2).tolist()
+        s = ga + gb
+        return torch.full(size, ga / max(s, 1e-300) if s > 0 else 0.5, dtype=dtype)
     ga, gb = g[0], g[1]
     s = ga + gb
     out = torch.where(s > 0, ga / s.clamp_min(1e-300), torch.full_like(s, 0.5))
@@ -137,8 +144,11 @@ def _gamma64_marsaglia_tsang(a: float, size: torch.Size, generator) -> Tensor:
 def _gamma64_pair(a: float, b: float, size: torch.Size, generator) -> Tensor:
     """``(2, *size)`` independent Gamma(a) and Gamma(b) draws in one sampler call."""
     dev = gen_device(generator)
-    conc = torch.tensor([float(a), float(b)], dtype=torch.float64, device=dev).view(2, *([1] * len(size)))
-    conc = conc.expand(2, *size).contiguous()
+    if size == (1,):  # batch mode: the (2, 1) concentrations in one op
+        conc = torch.tensor([[float(a)], [float(b)]], dtype=torch.float64, device=dev)
+    else:
+        conc = torch.tensor([float(a), float(b)], dtype=torch.float64, device=dev).view(2, *([1] * len(size)))
+        conc = conc.expand(2, *size).contiguous()
     try:
         return torch._standard_gamma(conc, generator=generator)
     except (TypeError, RuntimeError, AttributeError):  # pragma: no cover - a future torch without it

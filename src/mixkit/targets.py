@@ -40,7 +40,26 @@ def _mix_labels(y: Tensor, res: MixResult, num_classes: Optional[int], smoothing
         Y = one_hot(y, num_classes, smoothing)
     else:
         Y = smooth(y, smoothing)
+    pair = res.__dict__.get("_pair")
+    if pair is not None:  # two sources, index/weights unread: the same sums without the (B, 2, K) gather
+        return _mix_pair_labels(Y, pair[0], pair[1], hard=y.dim() == 1 and smoothing == 0)
     index = res.index.to(Y.device)
     w = res.weights.to(Y.device, torch.float32)
     # elementwise, not einsum/matmul: autocast would run a matmul in fp16/bf16 (labels stay float32)
     return (w.unsqueeze(-1) * Y[index]).sum(1)
+
+
+def _mix_pair_labels(Y: Tensor, partner: Tensor, w0, hard: bool) -> Tensor:
+    """``w0 * Y + (1 - w0) * Y[partner]`` in float32, the value of the general sum for two sources.
+
+    ``w0`` is one float32-exact float or ``(B,)`` float32. For 0/1 rows (``hard``) one ``lerp`` gives the
+    same value (each entry is 0, 1, ``w0`` or ``1 - w0``, and ``1 - w0`` is float32's subtraction);
+    other rows take the sum itself.
+    """
+    Yp = Y.index_select(0, partner.to(Y.device))
+    if isinstance(w0, Tensor):  # (B,) or one element for the batch
+        w0 = w0.to(Y.device, torch.float32)
+        w0 = w0 if w0.numel() == 1 else w0.unsqueeze(1)
+    if hard:
+        return torch.lerp(Yp, Y, w0, out=Yp)
+    return Y.mul(w0).add_(Yp.mul_(1.0 - w0))

@@ -4,7 +4,7 @@ Boxes are half-open integer intervals ``[lo, hi)`` per spatial dim, as int64 ten
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import math
 
@@ -13,8 +13,10 @@ from torch import Tensor
 
 from .. import sampling
 
-__all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "box_mask", "outside_mask", "box_volume",
-           "outside_share", "empty_rows"]
+__all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "sample_box_ints", "box_mask", "outside_mask",
+           "box_volume", "outside_share", "outside_share_ints", "empty_rows"]
+
+Ints = List[int]
 
 
 def cut_lengths(sizes: Sequence[int], lam: Tensor, ratio: float = 1.0) -> Tensor:
@@ -75,6 +77,37 @@ def sample_boxes(sizes: Sequence[int], lam: Tensor, generator: Optional[torch.Ge
     return place_inside(sizes, lengths, generator)
 
 
+def sample_box_ints(sizes: Sequence[int], lam: float, generator: Optional[torch.Generator] = None,
+                    minmax: Optional[Tuple[float, float]] = None, ratio: float = 1.0) -> Tuple[Ints, Ints]:
+    """:func:`sample_boxes` for one box (batch mode) in Python arithmetic: ``lo, hi`` as int lists.
+
+    ``lam`` is the float32 lambda as a float; the same generator draws in the same order and the same
+    float64 operations give the same box as ``sample_boxes(sizes, torch.tensor([lam]), ...)``.
+    """
+    d = len(sizes)
+    u = torch.rand(d, generator=generator, device=sampling.gen_device(generator)).tolist()  # the (1, d) draw
+    lo, hi = [], []
+    if minmax is None:
+        frac = min(max(1.0 - lam, 0.0), 1.0) * ratio
+        # torch's pow: exponent 1 copies, 0.5 is a square root, others C pow (one element: no vector path)
+        frac = frac if d == 1 else (math.sqrt(frac) if d == 2 else frac ** (1.0 / d))
+        for ui, s in zip(u, sizes):
+            n = math.floor(frac * s)
+            a = min(math.floor(ui * s), s - 1) - n // 2
+            lo.append(min(max(a, 0), s))
+            hi.append(min(max(a + n, 0), s))
+        return lo, hi
+    lengths = []
+    for ui, s in zip(u, sizes):
+        lo_len, hi_len = math.floor(s * minmax[0]), math.floor(s * minmax[1])
+        lengths.append(min(math.floor(lo_len + ui * (hi_len - lo_len + 1)), hi_len, s))
+    u = torch.rand(d, generator=generator, device=sampling.gen_device(generator)).tolist()
+    for ui, s, n in zip(u, sizes, lengths):
+        lo.append(min(math.floor(ui * (s - n + 1)), s - n))
+        hi.append(lo[-1] + n)
+    return lo, hi
+
+
 def box_mask(lo: Tensor, hi: Tensor, sizes: Sequence[int], device=None) -> Tensor:
     """Boolean ``(n, 1, *sizes)`` mask, True inside ``[lo, hi)``."""
     return _axis_masks(lo, hi, sizes, device, outside=False)
@@ -113,6 +146,11 @@ def outside_share(lo: Tensor, hi: Tensor, sizes: Sequence[int]) -> Tensor:
     """Share of the grid outside each box, ``1 - box_volume / N``, float64 ``(n,)``: the anchor's label
     weight of a box method (the realised, clipped box)."""
     return 1.0 - box_volume(lo, hi).double() / math.prod(sizes)
+
+
+def outside_share_ints(lo: Sequence[int], hi: Sequence[int], sizes: Sequence[int]) -> float:
+    """:func:`outside_share` of one box given as ints: the same float64 value, as a float."""
+    return 1.0 - math.prod(max(z - a, 0) for a, z in zip(lo, hi)) / math.prod(sizes)
 
 
 def empty_rows(lo: Tensor, hi: Tensor, keep: Optional[Tensor]) -> Tensor:

@@ -16,7 +16,8 @@ methods (partner, unselected rows, the box methods' end, result building). Plain
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+import struct
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +26,7 @@ from .. import sampling
 from .._validate import (check_batch, check_generator, check_labels, check_mode, check_not_unbatched,
                          check_num_classes, check_positive, check_prob, check_smoothing)
 from ..masks import box
-from ..result import MixResult
+from ..result import Lazy, MixResult
 from ..targets import _mix_labels
 from . import _ops
 from .params import MixParams
@@ -33,6 +34,11 @@ from .params import MixParams
 __all__ = ["Mixer", "MixParams", "ModelAttr"]
 
 _NO_OPTIONS: Dict[str, Any] = {}
+
+
+def _f32(v: float) -> float:
+    """``v`` rounded to float32 (to nearest), as a Python float."""
+    return struct.unpack("f", struct.pack("f", v))[0]
 
 
 def _keep_subclass(res: MixResult, x: Tensor) -> MixResult:
@@ -217,7 +223,7 @@ class Mixer(nn.Module):
                 active = rows if active is None else active & rows.to(active.device)
         # the draws are decisions, never differentiated: an input that requires grad must not reach
         # the solvers (in-place ops), while apply() on x keeps the mixed batch differentiable
-        return self._sample(x.detach(), y, active, generator, **options)
+        return self._sample(x.detach() if x.requires_grad else x, y, active, generator, **options)
 
     def _replay(self, x: Tensor, params: MixParams, **options: Any) -> MixResult:
         res = self._unmixed(x, params, **options) if not params.mixed else self._apply(x, params, **options)
@@ -310,11 +316,20 @@ class Mixer(nn.Module):
         Rows not selected by ``p`` get an empty box and lambda 1; the anchor's weight is the share
         outside the (clipped) box, ``1 - volume / N`` (``realised=False``: the sampled lambda). Batch mode
         pastes the one box (:func:`~mixkit.mixers._ops.paste_box`, the partners' pixels or ``patch``),
-        from ``draws["box_ints"]`` when the sampler recorded it as ints; sample mode blends with the
-        per-row masks, unless the method built the mixed batch itself (``x_mix``: ResizeMix's patches).
+        from ``draws["box_ints"]`` when the sampler recorded it as ints, and builds the share map only
+        when it is read; sample mode blends with the per-row masks, unless the method built the mixed
+        batch itself (``x_mix``: ResizeMix's patches).
         """
         sizes = tuple(x.shape[2:])
         lo = params.draws["box_lo"]
+        if self.mode == "batch" and params.active is None:  # one box: Python ints, no mask before it is read
+            hi = params.draws["box_hi"]
+            corner, end = params.draws.get("box_ints") or (lo[0].tolist(), hi[0].tolist())
+            if x_mix is None:
+                x_mix = _ops.paste_box(x, params.partner, corner, end, patch, self.inplace)
+            w0 = _f32(box.outside_share_ints(corner, end, sizes)) if realised else lam.float()
+            return self._pair_result(x_mix, params, w0, lam=lam, share_map=Lazy(box.outside_mask, lo, hi, sizes),
+                                     box_lo=lo, box_hi=hi, **extra)
         hi = box.empty_rows(lo, params.draws["box_hi"], params.active)
         lam = self._deactivate(lam, params.active, x.shape[0])
         share_map = box.outside_mask(lo, hi, sizes)
@@ -327,20 +342,17 @@ class Mixer(nn.Module):
         return self._pair_result(x_mix, params, w0.float(), lam=lam, share_map=share_map, box_lo=lo, box_hi=hi,
                                  **extra)
 
-    def _pair_result(self, x_mix: Tensor, params: MixParams, w0: Tensor, *, lam: Optional[Tensor],
-                     share_map: Optional[Tensor] = None, **extra: Any) -> MixResult:
-        """The result of a two-source method from the anchor's realised weight ``w0`` ``(B,)`` (or ``(1,)``)."""
-        b, dev = x_mix.shape[0], x_mix.device
-        w0 = w0.to(dev, torch.float32).expand(b) if w0.numel() == 1 else w0.to(dev, torch.float32)
-        index = torch.stack([torch.arange(b, device=dev), params.partner.to(dev)], 1)
-        weights = torch.stack([w0, 1.0 - w0], 1)
+    def _pair_result(self, x_mix: Tensor, params: MixParams, w0: Union[Tensor, float], *, lam: Optional[Tensor],
+                     share_map: Any = None, **extra: Any) -> MixResult:
+        """The result of a two-source method from the anchor's realised weight ``w0``: ``(B,)`` or ``(1,)``,
+        or one float32-exact float for the batch (:meth:`MixResult.two_source`)."""
+        dev = x_mix.device
+        if isinstance(w0, Tensor):
+            w0 = w0.to(dev, torch.float32)
         if lam is not None:
             lam = lam.to(dev, torch.float32)
-            lam = lam.expand(b) if lam.numel() == 1 else lam
-        active = params.active
-        mixed = torch.ones(b, dtype=torch.bool, device=dev) if active is None else active.to(dev)
-        return MixResult(inputs=x_mix, index=index, weights=weights, lam=lam, mixed=mixed, share_map=share_map,
-                         params=extra)
+        return MixResult.two_source(x_mix, params.partner.to(dev), w0, lam=lam, active=params.active,
+                                    share_map=share_map, params=extra)
 
     def _dims_text(self) -> str:
         return " or ".join(str(v) for v in self.spatial_dims)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
 from torch import Tensor
 
 from .._validate import check_range
@@ -53,11 +54,16 @@ class CutMix(Mixer):
     def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
         dev = x.device
         lam = self.sample_lam(self._n_draws(x), generator)
-        lo, hi = box.sample_boxes(tuple(x.shape[2:]), lam, generator, self.minmax)
-        partner = self._partner(x, generator)
-        draws = {"box_lo": lo.to(dev), "box_hi": hi.to(dev)}
-        if self.mode == "batch":  # the one box as ints, read where the draws live (no device sync)
-            draws["box_ints"] = (lo[0].tolist(), hi[0].tolist())
+        sizes = tuple(x.shape[2:])
+        if self.mode == "batch":  # the one box in Python ints, read where the draws live (no device sync)
+            lo_i, hi_i = box.sample_box_ints(sizes, lam.item(), generator, self.minmax)
+            partner = self._partner(x, generator)
+            ends = torch.tensor([[lo_i], [hi_i]], dtype=torch.long, device=dev)
+            draws = {"box_lo": ends[0], "box_hi": ends[1], "box_ints": (lo_i, hi_i)}
+        else:
+            lo, hi = box.sample_boxes(sizes, lam, generator, self.minmax)
+            partner = self._partner(x, generator)
+            draws = {"box_lo": lo.to(dev), "box_hi": hi.to(dev)}
         return MixParams(active=active, lam=lam.to(dev), partner=partner, draws=draws)
 
     def _apply(self, x: Tensor, params: MixParams) -> MixResult:

@@ -47,7 +47,8 @@ class MixUp(Mixer):
     def _apply(self, x: Tensor, params: MixParams) -> MixResult:
         b, active = x.shape[0], params.active
         lam = self._deactivate(params.lam, active, b)
-        x_mix = _ops.mix_pair(x, params.partner, _ops.rows_view(lam, x), self.inplace)
+        share = lam if lam.numel() == 1 else _ops.rows_view(lam, x)  # one lambda broadcasts as it is
+        x_mix = _ops.mix_pair(x, params.partner, share, self.inplace)
         w0 = torch.ones_like(lam) if self.reformulate else lam
         if self.reformulate and active is not None:
             w0 = torch.ones(b, device=x.device)
