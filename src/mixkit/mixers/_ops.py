@@ -206,6 +206,10 @@ def paste_box(x: Tensor, partner_index: Tensor, lo: Sequence[int], hi: Sequence[
     overwritten).
     """
     region = (slice(None), slice(None)) + tuple(slice(a, z) for a, z in zip(lo, hi))
+    if patch is None and not inplace and not (torch.is_grad_enabled() and x.requires_grad):
+        out = x.clone()  # keeps the memory format; the partners' boxes are gathered straight into it
+        torch.index_select(x[region], 0, partner_index.to(x.device), out=out[region])
+        return out
     if patch is None:
         patch = x[region].index_select(0, partner_index)
     out = x if inplace else x.clone()  # clone keeps the memory format
