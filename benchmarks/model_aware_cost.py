@@ -4,8 +4,9 @@
 One step = mix (including any saliency pass) + forward + soft-target loss + backward + SGD step, on a small
 ResNet with a CIFAR-sized batch (128 x 3 x 32 x 32) on CPU. All methods share one model, batch and thread
 count and run in interleaved rounds (each round: one step of every method, in an order shuffled per
-round); each method's ratio to the vanilla step is taken within each round, then the median and IQR of
-those per-round ratios are reported. PuzzleMix draws its grid size per batch from {2, 4, 8, 16}: each
+round, with a vanilla step before every pair of methods and at the end); each method's ratio to the
+vanilla step is taken within each round, against the mean of the two vanilla steps around it, then the
+median and IQR of those per-round ratios are reported. PuzzleMix draws its grid size per batch from {2, 4, 8, 16}: each
 size is also forced (``block_num=k``) and reported on its own. Inside each step the time of ``mixer.mix``
 and of the saliency pass (``input_gradient_saliency``) is recorded too: the "what bounds it" column.
 
@@ -115,41 +116,70 @@ def measure(args) -> Dict[str, Dict[str, List[float]]]:
     model = build_model(args.model, 10, 3, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     steps = {m: make_step(m, model, opt, 10) for m in methods}
-    rec = {m: {"step": [], "mix": [], "sal": []} for m in methods}
+    rec = {m: {"step": [], "mix": [], "sal": [], "ref": []} for m in methods}
     for m in methods:  # warm-up
         steps[m](x, y, torch.Generator().manual_seed(1))
-    order = list(methods)
+    others = [m for m in methods if m != "vanilla"]
     rng = random.Random(0)
     for r in range(args.rounds):
-        rng.shuffle(order)
-        for m in order:
+        rng.shuffle(others)
+        # a vanilla step before every pair of methods and at the end: each method's reference is the mean of
+        # the two vanilla steps around it, seconds away, so a load change within the round cancels too
+        seq: List[str] = []
+        for i, m in enumerate(others):
+            seq += (["vanilla"] if i % 2 == 0 and "vanilla" in rec else []) + [m]
+        seq += ["vanilla"] if "vanilla" in rec else []
+        done = []
+        for m in seq:
             with SaliencyClock() as clock:
                 t0 = time.perf_counter()
                 t_mix = steps[m](x, y, torch.Generator().manual_seed(1000 + r))
                 dt = time.perf_counter() - t0
-            rec[m]["step"].append(dt)
-            rec[m]["mix"].append(t_mix)
-            rec[m]["sal"].append(clock.seconds)
+            done.append((m, dt, t_mix, clock.seconds))
+        van = [i for i, d in enumerate(done) if d[0] == "vanilla"]
+        for m in methods:
+            idx = [i for i, d in enumerate(done) if d[0] == m]
+            rec[m]["step"].append(statistics.fmean(done[i][1] for i in idx))
+            rec[m]["mix"].append(statistics.fmean(done[i][2] for i in idx))
+            rec[m]["sal"].append(statistics.fmean(done[i][3] for i in idx))
+            if m == "vanilla" or not van:
+                rec[m]["ref"].append(rec["vanilla"]["step"][-1] if van else float("nan"))
+            else:
+                i = idx[0]
+                around = [max((j for j in van if j < i), default=None), min((j for j in van if j > i), default=None)]
+                rec[m]["ref"].append(statistics.fmean(done[j][1] for j in around if j is not None))
         print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     return rec
 
 
-def per_round(rec, a: str, b: str, part: str = "step") -> Optional[Dist]:
-    """Per-round ratios ``part of a / step of b``; ``part`` "rest" = mix() minus the saliency pass; ``b``
-    "puzzlemix@mean" = the mean of the forced-grid PuzzleMix steps of the round (the expected cost of a
-    step whose grid is drawn uniformly from the four sizes)."""
-    if a not in rec:
+def _norm(rec, m: str, part: str = "step") -> Optional[List[float]]:
+    """Per round: ``part`` of method ``m`` over its reference vanilla step (the two around it). ``part``:
+    step, mix, sal, or rest (mix() minus the saliency pass)."""
+    if m not in rec:
         return None
-    if b == "puzzlemix@mean":
-        grids = [rec[f"puzzlemix@{k}"]["step"] for k in GRIDS if f"puzzlemix@{k}" in rec]
-        if len(grids) != len(GRIDS):
+    v = rec[m]
+    num = [a - b for a, b in zip(v["mix"], v["sal"])] if part == "rest" else v[part]
+    return [n / q if q > 0 else float("nan") for n, q in zip(num, v["ref"])]
+
+
+def per_round(rec, a: str, b: str, part: str = "step") -> Optional[Dist]:
+    """Per-round ratios ``part of a / step of b``, each side first normalised by its own reference vanilla
+    step of the round; ``b`` "puzzlemix@mean" = the mean of the four forced-grid PuzzleMix steps (the
+    expected cost of a step whose grid is drawn uniformly from the four sizes)."""
+    num = _norm(rec, a, part)
+    if num is None:
+        return None
+    if b == "vanilla":
+        den = [1.0] * len(num)
+    elif b == "puzzlemix@mean":
+        grids = [_norm(rec, f"puzzlemix@{k}") for k in GRIDS]
+        if any(g is None for g in grids):
             return None
         den = [statistics.fmean(v) for v in zip(*grids)]
-    elif b in rec:
-        den = rec[b]["step"]
     else:
-        return None
-    num = ([m - s for m, s in zip(rec[a]["mix"], rec[a]["sal"])] if part == "rest" else rec[a][part])
+        den = _norm(rec, b)
+        if den is None:
+            return None
     return Dist.of([p / q for p, q in zip(num, den) if q > 0])
 
 
@@ -200,8 +230,9 @@ def render(args, rec, load0, elapsed) -> str:
              f"python {platform.python_version()}; {os.cpu_count()} logical cores; {args.threads} torch thread(s); "
              f"run took {elapsed:.0f} s",
              f"- {args.model}, batch {args.batch}×3×{args.size}×{args.size}, CPU; {args.rounds} interleaved rounds, one step "
-             "of every method per round (order shuffled per round); ratios taken within each round, median (IQR) over "
-             f"the rounds; load average (1 min) at start / end {load0:.2f} / {loadavg():.2f}",
+             "of every method per round (order shuffled per round, a vanilla step before every pair of methods and at "
+             "the end); each ratio is taken within its round against the mean of the two vanilla steps around the "
+             f"method's step, median (IQR) over the rounds; load average (1 min) at start / end {load0:.2f} / {loadavg():.2f}",
              "- `mix()` = the time inside `mixer.mix` (saliency pass, costs, labelling, transport, blend); `saliency` "
              "= the time inside `mixkit.saliency.input_gradient_saliency` (one extra forward + backward); "
              "`puzzlemix@k` = PuzzleMix with its grid forced to k×k (the default draws k from {2, 4, 8, 16} per batch)", "",

@@ -306,7 +306,7 @@ def run_section(section: str, args, found, peers, log, thp_child=False) -> Dict[
     shape = QUICK[section] if args.quick else SECTIONS[section][0]
     classes = SECTIONS[section][1]
     cases = build(section, shape, classes, torch.device("cpu"), found, peers, thp_child)
-    rounds = args.rounds or (2 if args.quick else 15)
+    rounds = args.rounds or (2 if args.quick else (15 if section == "224" else 25))
     calls = 2 if args.quick else (3 if section == "224" else 7)
     budget = 0.02 if args.quick else (0.15 if section == "224" else 0.06)
     log(f"[{section}] {shape}: {len(cases)} cases, {rounds} rounds")
@@ -373,7 +373,7 @@ def memory(args) -> Dict[str, Dict[str, Any]]:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sections", default="tiny,32,224,1d,3d", help="which sections to run (default: all)")
-    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per section (default 15)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per section (default 25; 15 at 224 px)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--out", default=None, help="markdown page to write the generated sections into")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds: the smoke test's mode")
