@@ -5,7 +5,9 @@ A *round* runs every case once, in an order shuffled per round (seeded), each ca
 warm-up call(s) and then ``calls`` timed calls whose median is the case's time **in that round**. A
 ratio ``a / b`` is taken round by round (``t_r(a) / t_r(b)``, both from round ``r``), and reported as
 the median and inter-quartile range of those per-round ratios: a load change on a shared machine hits
-both sides of one ratio alike, which pooling raw samples over the whole run would not give.
+both sides of one ratio alike, which pooling raw samples over the whole run would not give. With an
+anchor (the floor), the anchor is also timed right before every case, and each case is divided by that
+neighbouring anchor time first, so a load change within a round cancels as well.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ class Case:
     calls: int = 0                      # timed calls per round (fixed after the first round)
     rounds: List[float] = field(default_factory=list)  # the case's median time in each round (s)
     faults: List[float] = field(default_factory=list)  # minor page faults per timed call, per round
+    ref: List[float] = field(default_factory=list)     # the anchor's time measured just before, per round
     error: str = ""
 
     @property
@@ -100,12 +103,24 @@ def _one(case: Case, device) -> tuple:
     return dt, df
 
 
+def _time(c: Case, device, warmup: int, max_calls: int, budget_s: float) -> tuple:
+    est = None
+    for _ in range(warmup):
+        est, _f = _one(c, device)
+    if not c.calls:
+        c.calls = max(1, min(max_calls, int(budget_s / max(est or 1e-6, 1e-6))))
+    ts, fs = zip(*(_one(c, device) for _ in range(c.calls)))
+    return statistics.median(ts), sum(fs) / len(fs)
+
+
 def run_rounds(cases: List[Case], rounds: int, max_calls: int, budget_s: float, warmup: int = 1,
-               device: Optional[torch.device] = None, seed: int = 0,
+               device: Optional[torch.device] = None, seed: int = 0, anchor: Optional[Case] = None,
                log: Optional[Callable[[str], None]] = None) -> None:
     """Time every case in ``rounds`` interleaved rounds (see the module docstring). The number of timed
     calls per round is fixed from the first round's warm-up: ``max_calls``, fewer for a case whose call
-    takes more than ``budget_s / max_calls``, at least 1."""
+    takes more than ``budget_s / max_calls``, at least 1. With an ``anchor`` (a floor), the anchor is
+    timed again just before every other case, into ``case.ref``: :func:`ratio` then divides each case by
+    the anchor time measured next to it, so that a load change within a round cancels too."""
     order = [c for c in cases if c.fn is not None and not c.error]
     rng = random.Random(seed)
     for r in range(rounds):
@@ -114,28 +129,32 @@ def run_rounds(cases: List[Case], rounds: int, max_calls: int, budget_s: float, 
             if c.error:
                 continue
             try:
-                est = None
-                for _ in range(warmup):
-                    est, _f = _one(c, device)
-                if not c.calls:
-                    c.calls = max(1, min(max_calls, int(budget_s / max(est or 1e-6, 1e-6))))
-                ts, fs = zip(*(_one(c, device) for _ in range(c.calls)))
+                ref = _time(anchor, device, warmup, max_calls, budget_s)[0] if anchor is not None and c is not anchor else None
+                t, f = _time(c, device, warmup, max_calls, budget_s)
             except Exception as e:  # a peer or a mixer being rewritten may fail: report, go on
                 c.error = f"{type(e).__name__}: {str(e)[:120]}"
-                c.rounds, c.faults = [], []
+                c.rounds, c.faults, c.ref = [], [], []
                 if log:
                     log(f"  {c.key}: error {c.error}")
                 continue
-            c.rounds.append(statistics.median(ts))
-            c.faults.append(sum(fs) / len(fs))
+            c.rounds.append(t)
+            c.faults.append(f)
+            if anchor is not None:
+                c.ref.append(t if c is anchor else ref)
         if log:
             log(f"  round {r + 1}/{rounds} done")
 
 
 def ratio(a: Optional[Case], b: Optional[Case]) -> Optional[Dist]:
-    """Per-round ratios ``a / b`` (rounds in which both ran), as a distribution."""
+    """Per-round ratios ``a / b`` (rounds in which both ran), as a distribution. When both cases carry
+    anchor times (``ref``), each is first divided by the anchor time measured next to it:
+    ``(a / anchor_a) / (b / anchor_b)``; ``b`` the anchor itself gives ``a / anchor_a``."""
     if a is None or b is None or not a.rounds or not b.rounds or len(a.rounds) != len(b.rounds):
         return None
+    if len(a.ref) == len(a.rounds) and len(b.ref) == len(b.rounds):
+        na = [x / f for x, f in zip(a.rounds, a.ref)]
+        nb = [y / f for y, f in zip(b.rounds, b.ref)]
+        return Dist.of([x / y for x, y in zip(na, nb) if y > 0])
     return Dist.of([x / y for x, y in zip(a.rounds, b.rounds) if y > 0])
 
 

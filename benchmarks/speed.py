@@ -310,7 +310,8 @@ def run_section(section: str, args, found, peers, log, thp_child=False) -> Dict[
     calls = 2 if args.quick else (3 if section == "224" else 7)
     budget = 0.02 if args.quick else (0.15 if section == "224" else 0.06)
     log(f"[{section}] {shape}: {len(cases)} cases, {rounds} rounds")
-    run_rounds(cases, rounds, calls, budget, warmup=1, seed=SEED, log=log if not args.quick else None)
+    anchor = next((c for c in cases if c.key == "floor|-|new batch"), None)
+    run_rounds(cases, rounds, calls, budget, warmup=1, seed=SEED, anchor=anchor, log=log if not args.quick else None)
     return {c.key: c for c in cases}
 
 
@@ -333,7 +334,7 @@ def run_thp_child(args, log) -> Optional[Dict[str, Any]]:
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]}
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    data["cases"] = {k: Case(k, None, rounds=v["rounds"], faults=v["faults"], error=v["error"], note=v["note"])
+    data["cases"] = {k: Case(k, None, rounds=v["rounds"], faults=v["faults"], ref=v["ref"], error=v["error"], note=v["note"])
                      for k, v in data["cases"].items()}
     return data
 
@@ -400,7 +401,8 @@ def main(argv=None) -> int:
     if args.thp_child:
         cases = run_section("224", args, found, peers, log, thp_child=True)
         print(json.dumps({"regime": page_fault_regime(), "thp_env": thp_env(), "cases": {
-            k: {"rounds": c.rounds, "faults": c.faults, "error": c.error, "note": c.note} for k, c in cases.items()}}))
+            k: {"rounds": c.rounds, "faults": c.faults, "ref": c.ref, "error": c.error, "note": c.note}
+            for k, c in cases.items()}}))
         return 0
     t0 = datetime.datetime.now()
     load0 = loadavg()

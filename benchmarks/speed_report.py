@@ -99,7 +99,8 @@ def render(res: Sections, shapes, thp, mem, env) -> str:
              "- mixkit mixers: " + ", ".join(env["mixers"]) + (("; missing: " + ", ".join(env["missing"])) if env["missing"] else ""),
              "- peers: " + "; ".join(f"{k}: {v}" for k, v in notes.items()),
              "- timing: interleaved rounds (the case order shuffled per round); per round a case gets one warm-up call "
-             "and a few timed calls whose median is its time in that round; every ratio is taken within a round and "
+             "and a few timed calls whose median is its time in that round, and the new-batch floor is timed right "
+             "before it; every ratio is taken within a round, each side divided by the floor timed next to it, and "
              "reported as the median (IQR) over the rounds; `faults/call` = minor page faults inside a timed call",
              "- floors: **new batch** = `x.index_select(0, perm).lerp_(x, w)` (gather into a fresh output + one blend "
              "pass: what a mixer returning a new batch must do); **out=** = the same into a preallocated buffer (the "

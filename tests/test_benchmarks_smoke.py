@@ -88,6 +88,12 @@ def test_ratios_are_taken_within_rounds():
     c = h.Case("c", None)
     c.rounds = [1.0, 2.0]
     assert h.ratio(a, c) is None  # rounds that do not pair up give no ratio
+    # with the floor timed next to each case, each side is divided by its own neighbouring floor time first
+    a.ref, b.ref = [1.0, 1.0, 2.0, 2.0, 4.0], [0.5, 0.5, 1.0, 1.0, 2.0]
+    d = h.ratio(a, b)
+    assert d.median == 1.0 and d.q1 == d.q3 == 1.0
+    floor = h.Case("floor", None, rounds=[1.0, 1.0, 2.0, 2.0, 4.0], ref=[1.0, 1.0, 2.0, 2.0, 4.0])
+    assert [h.ratio(a, floor).median, h.ratio(floor, floor).median] == [2.0, 1.0]
 
 
 def test_write_section_replaces_its_own_section_only(tmp_path):
