@@ -42,8 +42,8 @@ if str(HERE) not in sys.path:
 
 import goals  # noqa: E402
 import speed_report  # noqa: E402
-from _harness import (Case, loadavg, page_fault_regime, run_rounds, thp_active, thp_env,  # noqa: E402
-                      thp_possible, thp_setting)
+from _harness import (Case, loadavg, page_fault_regime, run_rounds, set_clock, thp_active,  # noqa: E402
+                      thp_env, thp_possible, thp_setting)
 
 MIXERS = ["MixUp", "CutMix", "DirichletMixUp", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix"]
 SEED = 0
@@ -326,7 +326,8 @@ def run_thp_child(args, log) -> Optional[Dict[str, Any]]:
         env.pop("THP_MEM_ALLOC_ENABLE")
     else:
         env["THP_MEM_ALLOC_ENABLE"] = "1"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--thp-child", "--threads", str(args.threads)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--thp-child", "--threads", str(args.threads),
+           "--clock", args.clock]
     cmd += ["--quick"] if args.quick else []
     cmd += ["--rounds", str(args.rounds)] if args.rounds else []
     log(f"[224] rerunning the goal cases with THP_MEM_ALLOC_ENABLE={env.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
@@ -377,6 +378,9 @@ def parse_args(argv=None):
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per section (default 25; 15 at 224 px)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--out", default=None, help="markdown page to write the generated sections into")
+    ap.add_argument("--clock", default="auto", choices=["auto", "wall", "cpu"],
+                    help="cpu: process CPU time per call (robust on a loaded machine; needs one thread); wall: "
+                         "perf_counter; auto (default): cpu with --threads 1, else wall")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds: the smoke test's mode")
     ap.add_argument("--no-thp-rerun", action="store_true", help="skip the 224 px rerun in the other page-fault regime")
     ap.add_argument("--thp-child", action="store_true", help=argparse.SUPPRESS)
@@ -389,12 +393,17 @@ def parse_args(argv=None):
         ap.error("--rounds must be >= 1")
     if args.threads < 1:
         ap.error("--threads must be >= 1")
+    if args.clock == "auto":
+        args.clock = "cpu" if args.threads == 1 else "wall"
+    if args.clock == "cpu" and args.threads != 1:
+        ap.error("--clock cpu needs --threads 1 (CPU time sums the threads)")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    set_clock(args.clock)
     found, missing = discover_mixers()
     peers, notes = load_peers()
     log = (lambda s: print(s, file=sys.stderr, flush=True))  # noqa: E731
@@ -422,7 +431,7 @@ def main(argv=None) -> int:
     env = {"date": t0.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(), "torch": torch.__version__,
            "threads": torch.get_num_threads(), "cpu": f"{os.cpu_count()} logical cores",
            "load": (load0, loadavg()), "thp": thp_setting(), "thp_env": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"),
-           "regime": page_fault_regime(), "elapsed_s": elapsed, "took": took, "quick": args.quick,
+           "regime": page_fault_regime(), "elapsed_s": elapsed, "took": took, "quick": args.quick, "clock": args.clock,
            "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "mixers": found, "missing": missing, "notes": notes,
            "op_counts": speed_report.op_counts(found, peers) if "tiny" in args.section_list else {}}

@@ -101,7 +101,10 @@ def render(res: Sections, shapes, thp, mem, env) -> str:
              "- timing: interleaved rounds (the case order shuffled per round); per round a case gets one warm-up call "
              "and a few timed calls whose median is its time in that round, and the new-batch floor is timed right "
              "before it; every ratio is taken within a round, each side divided by the floor timed next to it, and "
-             "reported as the median (IQR) over the rounds; `faults/call` = minor page faults inside a timed call",
+             "reported as the median (IQR) over the rounds; `faults/call` = minor page faults inside a timed call; "
+             + ("clock: CPU time of the process (`time.process_time`, one thread: the time spent waiting for a "
+                "core on a loaded machine is left out)" if env.get("clock") == "cpu" else
+                "clock: wall time (`time.perf_counter`)"),
              "- floors: **new batch** = `x.index_select(0, perm).lerp_(x, w)` (gather into a fresh output + one blend "
              "pass: what a mixer returning a new batch must do); **out=** = the same into a preallocated buffer (the "
              "floor for `inplace=True`). `mixkit / this` on a peer row: the mixkit row of the same method and mode "
