@@ -23,12 +23,14 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n 2 tests
 
-# peers for the speed benchmark; timm without its dependencies, because PyPI's torchvision does not load
-# beside the pinned CPU torch (benchmarks/speed.py loads timm's mixup module on its own)
+# the speed and step-cost benchmarks (docs/speed.md, docs/cost.md and issue 10's goal table); timm without
+# its dependencies, because PyPI's torchvision does not load beside the pinned CPU torch (benchmarks/speed.py
+# loads timm's mixup module on its own and reports torchvision as skipped)
 bench-speed: setup
 	$(BIN)/pip install -q kornia $(TORCH_PIN)
 	$(BIN)/pip install -q --no-deps timm
 	$(BIN)/python benchmarks/speed.py --threads 1 --out docs/speed.md
+	$(BIN)/python benchmarks/model_aware_cost.py --threads 1 --out docs/cost.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

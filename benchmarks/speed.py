@@ -1,198 +1,58 @@
 #!/usr/bin/env python
-"""Speed of mixkit's mixers against the memory-bound floor and against peer libraries.
+"""Speed of mixkit's mixers against two floors and against peer libraries, and issue 10's goal table.
 
-Every mixer that exists in the installed ``mixkit`` is timed in both modes on float32 batches
-``(128, 3, 32, 32)`` and ``(64, 3, 224, 224)`` (CPU, and CUDA when available), next to
+Sections (each timed in its own interleaved rounds; ratios are taken within each round, then the median
+and IQR of the per-round ratios are reported -- see ``_harness.py``):
 
-* the **floor**: one ``torch.lerp(xp, x, w, out=out)`` pass over the batch with a partner batch
-  ``xp = x[perm]`` gathered beforehand, per-row weights ``w`` ``(B, 1, 1, 1)`` and a preallocated
-  output -- no mixer can beat it, since it reads two batches and writes one;
-* the **peers** that are installed, in the same process: timm ``Mixup`` (``batch`` and ``elem``
-  modes; mixup-only and cutmix-only configs), torchvision v2 ``MixUp`` / ``CutMix``, kornia
-  ``RandomMixUpV2`` / ``RandomCutMixV2`` (per sample, and ``same_on_batch=True`` as batch mode), and a
-  numpy re-statement of the official FMix mask generator (``fmix_official_numpy.py``).
+* ``tiny``: ``(2, 3, 4, 4)``, the fixed cost of one call (MixUp / CutMix against timm);
+* ``32``: ``(128, 3, 32, 32)``, every mixkit mixer in both modes, every peer mode, the FMix masks
+  against the official generator, and the pieces the goal rows are bounded by;
+* ``224``: ``(64, 3, 224, 224)``, the same mixers (CutMix / MixUp peers), in the page-fault regime of this
+  process, and the goal cases again in a subprocess with ``THP_MEM_ALLOC_ENABLE`` flipped;
+* ``1d``: ``(128, 3, 256)`` and ``3d``: ``(16, 1, 32, 32, 32)``, mixkit against the floor, timm MixUp.
 
-What each timed call includes (the same for everyone where the library allows it):
+Floors: **new batch** = ``x.index_select(0, perm).lerp_(x, w)`` (the gather writes a fresh output, then
+one blend pass into it: the least a mixer returning a new batch must do); **out=** = the same into a
+preallocated buffer (``index_select(..., out=buf)``), the floor for ``inplace=True``.
 
-* mixkit: ``mixer(x, y, generator=g)`` -- parameter draws, pairing, the mixed batch and the
-  ``(B, K)`` float32 soft targets (``.mix(x)`` without targets is shown as a second row);
-* timm: ``Mixup(x, y)`` -- draws, the mixed batch (in place, on a fresh clone of ``x`` made outside
-  the timed region, since timm overwrites its input) and its ``(B, K)`` soft targets;
-* torchvision v2: ``MixUp/CutMix(x, y)`` -- draws, the mixed batch and one-hot mixed targets;
-* kornia: ``aug(x, y)`` -- draws, the mixed batch and its ``(B, 3)`` label triples (it builds no
-  ``(B, K)`` soft targets; that cost, a few microseconds, is left out);
-* official FMix: the numpy masks (one per batch, or ``B`` by looping the single-mask generator) and
-  their conversion to a float32 tensor on the device; mixkit's row is its own mask construction.
-
-Timing: each case gets a warm-up, then the median (and inter-quartile range) of N calls, each call
-timed alone with ``time.perf_counter`` (after ``torch.cuda.synchronize`` on CUDA); per-call set-up
-such as timm's fresh clone is outside the timed region. mixkit mixers get a fresh
-``torch.Generator`` seeded with 0 per case (reused across the case's calls); peers get numpy/torch
-global seeds 0 per case. The thread count is set explicitly (``--threads``) and recorded. The headline
-numbers are the ratios (time / floor, ours / peer), not absolute times.
-
-Usage::
-
-    python benchmarks/speed.py [--sizes 32,224] [--device cpu|cuda|auto] [--repeats N] [--threads T]
-                               [--out docs/speed.md] [--quick] [--batch B] [--section KEY]
-
-``--out`` writes the markdown (atomically: a temporary file, then ``os.replace``) into a section of
-the file keyed by the torch version and device, so runs in different environments (for example the
-main venv and a venv with torchvision) can share one page. Benchmarks are not tests: nothing here
-fails on time; the target lines print PASS/FAIL for a reader.
+    python benchmarks/speed.py [--quick] [--threads 1] [--out docs/speed.md] [--sections tiny,32,224,1d,3d]
 """
 from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
-import random
-import shlex
-import statistics
+import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-# mixers to look for, and the modules that may hold each (other engineers add them over time)
-MIXER_MODULES: Dict[str, List[str]] = {
-    "MixUp": ["mixkit.mixers.mixup"],
-    "CutMix": ["mixkit.mixers.cutmix"],
-    "DirichletMixUp": ["mixkit.mixers.dirichlet"],
-    "FMix": ["mixkit.mixers.fmix"],
-    "HMix": ["mixkit.mixers.hmix"],
-    "GMix": ["mixkit.mixers.gmix", "mixkit.mixers.hmix"],
-    "SmoothMix": ["mixkit.mixers.smoothmix", "mixkit.mixers.gmix", "mixkit.mixers.resizemix"],
-    "ResizeMix": ["mixkit.mixers.resizemix"],
-    "GridMix": ["mixkit.mixers.gridmix"],
-}
-MODES = ("batch", "sample")
+import goals  # noqa: E402
+import speed_report  # noqa: E402
+from _harness import (Case, loadavg, page_fault_regime, run_rounds, set_clock, thp_active,  # noqa: E402
+                      thp_env, thp_possible, thp_setting)
+
+MIXERS = ["MixUp", "CutMix", "DirichletMixUp", "FMix", "HMix", "GMix", "SmoothMix", "ResizeMix", "GridMix"]
 SEED = 0
-
-
-# ---------------------------------------------------------------------------------------------- timing
-@dataclass
-class Stat:
-    median: float  # seconds
-    q1: float
-    q3: float
-    best: float
-    n: int
-
-    @property
-    def ms(self) -> float:
-        return self.median * 1e3
-
-    @property
-    def iqr_ms(self) -> float:
-        return (self.q3 - self.q1) * 1e3
-
-    @staticmethod
-    def of(times: List[float]) -> "Stat":
-        t = sorted(times)
-        if len(t) >= 4:
-            q = statistics.quantiles(t, n=4)
-            q1, q3 = q[0], q[2]
-        else:
-            q1, q3 = t[0], t[-1]
-        return Stat(statistics.median(t), q1, q3, t[0], len(t))
-
-
-@dataclass
-class Settings:
-    repeats: int      # timed calls per case and round
-    warmup: int       # untimed calls per case and round
-    rounds: int       # the case list is run this many times, interleaved, and all samples pooled
-    budget_s: float   # rough time cap per case and round (repeats reduced for slow cases, never below 3)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _minor_faults() -> int:
-    try:
-        import resource
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    except (ImportError, OSError):  # not on every platform
-        return 0
-
-
-def measure(fn: Callable[[Any], Any], setup: Optional[Callable[[], Any]], device: torch.device,
-            cfg: Settings) -> Tuple[List[float], int]:
-    """Times (seconds) of calls ``fn(setup())`` after warm-up, and the minor page faults taken inside
-    the timed regions; ``setup`` runs outside the timed region."""
-    est = None
-    for _ in range(cfg.warmup):
-        arg = setup() if setup else None
-        _sync(device)
-        t0 = time.perf_counter()
-        out = fn(arg)
-        _sync(device)
-        est = time.perf_counter() - t0
-        del out, arg
-    n = cfg.repeats
-    if est is not None and n > 3:
-        n = max(3, min(n, int(cfg.budget_s / max(est, 1e-7))))
-    times = []
-    faults = 0
-    for _ in range(n):
-        arg = setup() if setup else None
-        _sync(device)
-        f0 = _minor_faults()
-        t0 = time.perf_counter()
-        out = fn(arg)
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-        faults += _minor_faults() - f0
-        del out, arg
-    return times, faults
-
-
-# ---------------------------------------------------------------------------------------------- discovery
-def discover_mixers() -> Tuple[Dict[str, type], Dict[str, str]]:
-    """Import what exists: ``({name: class}, {name: why missing})``."""
-    found: Dict[str, type] = {}
-    missing: Dict[str, str] = {}
-    try:
-        import mixkit
-    except Exception as e:  # pragma: no cover - the project itself must import
-        raise SystemExit(f"cannot import mixkit: {e!r}")
-    for name, modules in MIXER_MODULES.items():
-        cls = getattr(mixkit, name, None)
-        why = []
-        for mod in ([] if cls is not None else modules):
-            try:
-                m = importlib.import_module(mod)
-            except ModuleNotFoundError as e:
-                why.append(f"{mod}: not found" if e.name == mod else f"{mod}: {e!r}")
-                continue
-            except Exception as e:  # a module being written may be broken for a while
-                why.append(f"{mod}: {type(e).__name__}: {e}")
-                continue
-            cls = getattr(m, name, None)
-            if cls is not None:
-                break
-            why.append(f"{mod}: no {name}")
-        if cls is None:
-            missing[name] = "; ".join(why) or "not found"
-        else:
-            found[name] = cls
-    return found, missing
+#: section key -> (batch shape, number of classes)
+SECTIONS: Dict[str, Tuple[Tuple[int, ...], int]] = {
+    "tiny": ((2, 3, 4, 4), 10), "32": ((128, 3, 32, 32), 100), "224": ((64, 3, 224, 224), 1000),
+    "1d": ((128, 3, 256), 100), "3d": ((16, 1, 32, 32, 32), 100),
+}
+QUICK = {"tiny": (2, 3, 4, 4), "32": (8, 3, 8, 8), "224": (4, 3, 16, 16), "1d": (8, 3, 16), "3d": (4, 1, 4, 4, 4)}
 
 
 def _version(dist: str) -> Optional[str]:
@@ -203,16 +63,13 @@ def _version(dist: str) -> Optional[str]:
 
 
 def load_peers() -> Tuple[Dict[str, Any], Dict[str, str]]:
-    """Peer entry points that load here: ``({key: object}, {key: note})``; the note says how or why not."""
+    """Peers that load here: ``({key: entry}, {key: how, or why not})``."""
     peers: Dict[str, Any] = {}
     notes: Dict[str, str] = {}
-    # timm: its package __init__ imports torchvision; when that fails, its mixup.py (numpy + torch
-    # only) is loaded on its own from the installed package.
     try:
         from timm.data import Mixup
-        peers["timm"] = Mixup
-        notes["timm"] = f"timm {_version('timm')}"
-    except Exception as e:
+        peers["timm"], notes["timm"] = Mixup, f"timm {_version('timm')}"
+    except Exception as e:  # `import timm` needs a torchvision that loads; its mixup.py needs numpy + torch only
         spec = importlib.util.find_spec("timm")
         path = Path(spec.origin).parent / "data" / "mixup.py" if spec and spec.origin else None
         if path is not None and path.exists():
@@ -221,523 +78,375 @@ def load_peers() -> Tuple[Dict[str, Any], Dict[str, str]]:
                 mod = importlib.util.module_from_spec(ms)
                 ms.loader.exec_module(mod)
                 peers["timm"] = mod.Mixup
-                notes["timm"] = (f"timm {_version('timm')} (timm.data.mixup loaded standalone: `import timm` "
-                                 f"failed with {type(e).__name__}: {str(e)[:80]})")
+                notes["timm"] = (f"timm {_version('timm')} (timm/data/mixup.py loaded with importlib: `import timm` "
+                                 f"failed: {type(e).__name__})")
             except Exception as e2:
                 notes["timm"] = f"not loadable: {type(e2).__name__}: {e2}"
         else:
-            notes["timm"] = f"not installed ({type(e).__name__}: {str(e)[:80]})"
+            notes["timm"] = "not installed"
     try:
         from torchvision.transforms import v2
-        peers["torchvision"] = v2
-        notes["torchvision"] = f"torchvision {_version('torchvision')}"
+        peers["torchvision"], notes["torchvision"] = v2, f"torchvision {_version('torchvision')}"
     except Exception as e:
-        notes["torchvision"] = (f"not loadable here ({type(e).__name__}: {str(e)[:100]})" if _version("torchvision")
-                                else "not installed")
+        notes["torchvision"] = ("skipped: not importable beside this torch (" + f"{type(e).__name__}); run the "
+                                "script in the second venv (benchmarks/README.md) to include it"
+                                if _version("torchvision") else "skipped: not installed in this venv (run the "
+                                "script in the second venv, benchmarks/README.md, to include it)")
     try:
         from kornia.augmentation import RandomCutMixV2, RandomMixUpV2
-        peers["kornia"] = (RandomMixUpV2, RandomCutMixV2)
-        notes["kornia"] = f"kornia {_version('kornia')}"
+        peers["kornia"], notes["kornia"] = (RandomMixUpV2, RandomCutMixV2), f"kornia {_version('kornia')}"
     except Exception as e:
-        notes["kornia"] = f"not available ({type(e).__name__}: {str(e)[:100]})"
+        notes["kornia"] = f"skipped ({type(e).__name__}: {str(e)[:80]})"
     try:
         import fmix_official_numpy
-        peers["fmix"] = fmix_official_numpy
-        notes["fmix"] = "numpy re-statement of the official generator (benchmarks/fmix_official_numpy.py)"
+        peers["fmix"], notes["fmix"] = fmix_official_numpy, "numpy re-statement of the official generator"
     except Exception as e:
-        notes["fmix"] = f"not available ({type(e).__name__}: {e})"
+        notes["fmix"] = f"skipped ({type(e).__name__})"
     return peers, notes
 
 
-def our_fmix_mask_fn(fmix_cls: Optional[type]) -> Tuple[Optional[Callable], str]:
-    """mixkit's FMix mask construction for ``n`` masks: ``fn(n, sizes, generator, device) -> masks``.
-
-    What ``FMix`` does before blending: ``n`` Beta(1, 1) lambdas, then ``mixkit.masks.fourier.fmix_masks``
-    (batched low-frequency images + exact top-k threshold) as boolean masks -- the same work as the
-    official generator (lambda, spectrum, inverse FFT, threshold). When that function is missing the
-    whole ``FMix.mix`` call (mask and blend) is timed instead, which can only overstate mixkit's cost.
-    """
-    try:
-        from mixkit import sampling
-        from mixkit.masks import fourier
-        masks = fourier.fmix_masks
-    except Exception:
-        masks = None
-    if masks is not None:
-        def fn(n, sizes, generator, device):
-            lam = sampling.sample_beta(1.0, 1.0, (n,), generator).to(device)
-            return masks(n, sizes, lam, 3.0, 0.0, generator=generator, device=device, dtype=torch.bool)
-        return fn, "beta draws + masks.fourier.fmix_masks, bool"
-    if fmix_cls is not None:
-        return None, "FMix.mix: mask construction and blend together"
-    return None, ""
+def discover_mixers() -> Tuple[Dict[str, type], Dict[str, str]]:
+    import mixkit
+    found, missing = {}, {}
+    for name in MIXERS:
+        cls = getattr(mixkit, name, None)
+        (found.__setitem__(name, cls) if cls is not None else missing.__setitem__(name, "not exported"))
+    return found, missing
 
 
 # ---------------------------------------------------------------------------------------------- cases
-@dataclass
-class Row:
-    group: str        # e.g. "MixUp", "floor", "FMix masks x128", "where the time goes"
-    mode: str         # batch / sample / -
-    impl: str         # who: "mixkit", "timm elem", ...
-    stat: Optional[Stat] = None
-    note: str = ""
-    ours: bool = False
-    ref: Optional[Tuple[str, str]] = None  # (group, mode) of the mixkit row this peer compares with
-    table: str = "main"  # "main" or "breakdown"
-    fn: Optional[Callable[[Any], Any]] = field(default=None, repr=False)
-    setup: Optional[Callable[[], Any]] = field(default=None, repr=False)
-    times: List[float] = field(default_factory=list, repr=False)
-    faults: int = 0  # minor page faults inside the timed calls (CPU memory first touched)
+class Builder:
+    """Collects the cases of one section; keys are ``group|mode|impl``."""
 
-    @property
-    def faults_per_call(self) -> Optional[float]:
-        return self.faults / len(self.times) if self.times else None
+    def __init__(self, shape: Tuple[int, ...], classes: int, device: torch.device) -> None:
+        self.shape, self.classes, self.device = shape, classes, device
+        gd = torch.Generator().manual_seed(1234)
+        self.x = torch.rand(*shape, generator=gd).to(device)
+        self.y = torch.randint(0, classes, (shape[0],), generator=gd).to(device)
+        b = shape[0]
+        self.perm = torch.randperm(b, generator=torch.Generator().manual_seed(7)).to(device)
+        self.w = torch.rand(b, generator=torch.Generator().manual_seed(8)).to(device).view(-1, *([1] * (len(shape) - 1)))
+        self.cases: List[Case] = []
 
-
-def _fresh_gen(device: torch.device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(SEED)
-    return g
-
-
-def _seed_globals() -> None:
-    np.random.seed(SEED)
-    random.seed(SEED)
-    torch.manual_seed(SEED)
-
-
-def build_cases(size: int, batch: int, num_classes: int, device: torch.device, mixers: Dict[str, type],
-                peers: Dict[str, Any]) -> List[Row]:
-    """Every timed case for one image size, as rows holding the callable to time."""
-    rows: List[Row] = []
-    gen_data = torch.Generator().manual_seed(1234)
-    x = torch.rand(batch, 3, size, size, generator=gen_data).to(device)
-    y = torch.randint(0, num_classes, (batch,), generator=gen_data).to(device)
-
-    def case(row: Row, fn, setup=None, seed_globals=False) -> None:
-        if seed_globals:  # peers draw from the global RNGs: seed them when the case first runs
+    def add(self, group: str, mode: str, impl: str, fn, setup=None, note: str = "", seed_globals=False) -> None:
+        if seed_globals:  # peers draw from the global RNGs: seed them once, when the case first runs
             first = [True]
 
             def fn_seeded(a, fn=fn):
                 if first[0]:
                     first[0] = False
-                    _seed_globals()
+                    np.random.seed(SEED)
+                    torch.manual_seed(SEED)
+                    import random
+                    random.seed(SEED)
                 return fn(a)
-            row.fn = fn_seeded
+            f = fn_seeded
         else:
-            row.fn = fn
-        row.setup = setup
-        rows.append(row)
+            f = fn
+        self.cases.append(Case(f"{group}|{mode}|{impl}", f, setup, note))
 
-    # ---- floor -------------------------------------------------------------------------------
-    perm = torch.randperm(batch, generator=torch.Generator().manual_seed(7)).to(device)
-    xp = x.index_select(0, perm)
-    w = torch.rand(batch, generator=torch.Generator().manual_seed(8)).to(device).view(-1, 1, 1, 1)
-    out = torch.empty_like(x)
-    case(Row("floor", "-", "lerp(xp, x, w, out=out)"), lambda _: torch.lerp(xp, x, w, out=out))
-    # the same pass returning a new batch, as any mixer must (it pays for the fresh output's pages)
-    case(Row("floor (new output)", "-", "lerp(xp, x, w)"), lambda _: torch.lerp(xp, x, w))
+    def fail(self, group: str, mode: str, impl: str, why: str) -> None:
+        self.cases.append(Case(f"{group}|{mode}|{impl}", None, error=why))
 
-    # ---- mixkit mixers -------------------------------------------------------------------------
-    for name, cls in mixers.items():
-        for mode in MODES:
-            try:
-                mixer = cls(mode=mode, num_classes=num_classes)
-            except Exception as e:
-                rows.append(Row(name, mode, "mixkit", ours=True, note=f"cannot construct: {type(e).__name__}: {e}"))
+    def gen(self) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(SEED)
+
+    # ---- the two floors and the blend kernel
+    def floors(self) -> None:
+        x, perm, w = self.x, self.perm, self.w
+        buf = torch.empty_like(x)
+        xp = x.index_select(0, perm)
+        self.add("floor", "-", "new batch", lambda _: x.index_select(0, perm).lerp_(x, w),
+                 note="x.index_select(0, perm).lerp_(x, w): gather into a fresh output, one blend pass")
+        self.add("floor", "-", "out=", lambda _: torch.index_select(x, 0, perm, out=buf).lerp_(x, w),
+                 note="the same into a preallocated buffer: the floor for inplace=True")
+        self.add("piece", "-", "blend kernel alone", lambda _: torch.lerp(xp, x, w, out=buf),
+                 note="lerp(xp, x, w, out=buf), partner gathered beforehand")
+        self.add("piece", "-", "gather alone (fresh)", lambda _: x.index_select(0, perm))
+        self.add("piece", "-", "lerp, fresh output", lambda _: torch.lerp(xp, x, w), note="2nd buffer: lerp(x[perm], x, w)")
+
+    def mixers(self, found: Dict[str, type], names=None, inplace=False) -> None:
+        for name in names or found:
+            if name not in found:
                 continue
-            g = _fresh_gen(device)
-            case(Row(name, mode, "mixkit", ours=True), lambda _, m=mixer, g=g: m(x, y, generator=g))
-            g2 = _fresh_gen(device)
-            case(Row(name, mode, "mixkit .mix() (no targets)", note="diagnostic"),
-                 lambda _, m=mixer, g=g2: m.mix(x, generator=g))
-
-    # ---- peers ---------------------------------------------------------------------------------
-    def clone_x():
-        return x.clone()
-
-    if "timm" in peers:
-        Mixup = peers["timm"]
-        for tmode, mode in (("batch", "batch"), ("elem", "sample")):
-            for group, kw in (("MixUp", dict(mixup_alpha=1.0, cutmix_alpha=0.0)),
-                              ("CutMix", dict(mixup_alpha=0.0, cutmix_alpha=1.0))):
-                if batch % 2:
-                    rows.append(Row(group, mode, f"timm {tmode}", note="timm needs an even batch", ref=(group, mode)))
-                    continue
-                m = Mixup(mode=tmode, label_smoothing=0.0, num_classes=num_classes, prob=1.0, **kw)
-                case(Row(group, mode, f"timm {tmode}", ref=(group, mode)), lambda xc, m=m: m(xc, y), clone_x,
-                     seed_globals=True)
-    if "torchvision" in peers:
-        v2 = peers["torchvision"]
-        for group, tcls in (("MixUp", v2.MixUp), ("CutMix", v2.CutMix)):
-            m = tcls(alpha=1.0, num_classes=num_classes)
-            case(Row(group, "batch", "torchvision v2", ref=(group, "batch")), lambda _, m=m: m(x, y), seed_globals=True)
-    if "kornia" in peers:
-        KMix, KCut = peers["kornia"]
-        for mode, same in (("batch", True), ("sample", False)):
-            for group, make in (("MixUp", lambda s: KMix(p=1.0, same_on_batch=s, data_keys=["input", "class"])),
-                                ("CutMix", lambda s: KCut(p=1.0, same_on_batch=s, use_correct_lambda=True,
-                                                          data_keys=["input", "class"]))):
-                impl = "kornia same_on_batch" if same else "kornia"
+            for mode in ("batch", "sample"):
                 try:
-                    m = make(same).to(device)
+                    m = found[name](mode=mode, num_classes=self.classes)
+                    g = self.gen()
+                    m(self.x[:2], self.y[:2], generator=g)  # supports this shape?
                 except Exception as e:
-                    rows.append(Row(group, mode, impl, note=f"cannot construct: {e}", ref=(group, mode)))
+                    self.fail(name, mode, "mixkit", f"{type(e).__name__}: {str(e)[:90]}")
                     continue
-                case(Row(group, mode, impl, ref=(group, mode)), lambda _, m=m: m(x, y), seed_globals=True)
+                self.add(name, mode, "mixkit", lambda _, m=m, g=g: m(self.x, self.y, generator=g))
+            if inplace:
+                for mode in ("batch", "sample"):
+                    m = found[name](mode=mode, num_classes=self.classes, inplace=True)
+                    xi, g = self.x.clone(), self.gen()
+                    self.add(name, mode, "mixkit inplace=True", lambda _, m=m, g=g, xi=xi: m(xi, self.y, generator=g))
 
-    # ---- FMix masks: ours vs the official numpy generator ----------------------------------------
-    fn, how = our_fmix_mask_fn(mixers.get("FMix"))
-    sizes = (size, size)
-    for mode, n in (("batch", 1), ("sample", batch)):
-        label = f"FMix masks x{n}"
-        if fn is not None:
-            g = _fresh_gen(device)
-            case(Row(label, mode, "mixkit", ours=True, note=how), lambda _, n=n, g=g: fn(n, sizes, g, device))
-        elif "FMix" in mixers:
-            mixer = mixers["FMix"](mode=mode)
-            g = _fresh_gen(device)
-            case(Row(label, mode, "mixkit", ours=True, note=how), lambda _, m=mixer, g=g: m.mix(x, generator=g))
-        if "fmix" in peers:
-            off = peers["fmix"]
-            rng = np.random.default_rng(SEED)
-            if n == 1:
-                def official(_, rng=rng):
-                    lam, mask = off.sample_mask(1.0, 3.0, sizes, rng)
-                    return torch.from_numpy(mask).float().to(device)
-                impl = "official (numpy), 1 mask"
-            else:
-                def official(_, rng=rng, n=n):
-                    lams, masks = off.sample_masks_looped(n, 1.0, 3.0, sizes, rng)
-                    return torch.from_numpy(masks).float().to(device)
-                impl = f"official (numpy), looped x{n}"
-            case(Row(label, mode, impl, ref=(label, mode)), official)
+    def timm(self, peers, groups=("MixUp", "CutMix")) -> None:
+        if "timm" not in peers:
+            return
+        spatial = len(self.shape) - 2
+        for group in groups:
+            kw = dict(mixup_alpha=1.0, cutmix_alpha=0.0) if group == "MixUp" else dict(mixup_alpha=0.0, cutmix_alpha=1.0)
+            for tmode, mode in (("batch", "batch"), ("pair", "sample"), ("elem", "sample")):
+                impl = f"timm {tmode}"
+                if group == "CutMix" and spatial != 2:
+                    continue  # timm's boxes are 2-D
+                if self.shape[0] % 2:
+                    self.fail(group, mode, impl, "timm needs an even batch")
+                    continue
+                m = peers["timm"](mode=tmode, label_smoothing=0.0, num_classes=self.classes, prob=1.0, **kw)
+                self.add(group, mode, impl, lambda xc, m=m: m(xc, self.y), setup=self.x.clone, seed_globals=True,
+                         note="in place on a fresh clone made outside the timed call")
 
-    # ---- where the time goes (sample-mode MixUp / CutMix pieces, mixkit internals) --------------
-    def piece(impl: str, fn, note: str = "") -> None:
-        case(Row("pieces", "sample", impl, note=note, table="breakdown"), fn)
+    def tv_kornia(self, peers) -> None:
+        if len(self.shape) != 4:
+            return
+        if "torchvision" in peers:
+            v2 = peers["torchvision"]
+            for group, tcls in (("MixUp", v2.MixUp), ("CutMix", v2.CutMix)):
+                m = tcls(alpha=1.0, num_classes=self.classes)
+                self.add(group, "batch", "torchvision v2", lambda _, m=m: m(self.x, self.y), seed_globals=True)
+        if "kornia" in peers:
+            kmix, kcut = peers["kornia"]
+            for mode, same in (("batch", True), ("sample", False)):
+                for group in ("MixUp", "CutMix"):
+                    impl = "kornia same_on_batch" if same else "kornia"
+                    try:
+                        m = (kmix(p=1.0, same_on_batch=same, data_keys=["input", "class"]) if group == "MixUp" else
+                             kcut(p=1.0, same_on_batch=same, use_correct_lambda=True, data_keys=["input", "class"]))
+                        m = m.to(self.device)
+                    except Exception as e:
+                        self.fail(group, mode, impl, f"cannot construct: {e}")
+                        continue
+                    self.add(group, mode, impl, lambda _, m=m: m(self.x, self.y), seed_globals=True)
 
-    piece("x.index_select(0, perm) (gather, fresh output)", lambda _: x.index_select(0, perm))
-    piece("lerp(xp, x, w) (fresh output)", lambda _: torch.lerp(xp, x, w))
-    piece("index_select, then lerp_ into it (1 fresh buffer)", lambda _: x.index_select(0, perm).lerp_(x, w))
-    try:
-        from mixkit import sampling
-        from mixkit.masks import box
-        from mixkit.targets import soft_targets
-        g = _fresh_gen(device)
-        lam = torch.rand(batch, generator=torch.Generator().manual_seed(9))
-        lo, hi = box.sample_boxes((size, size), lam)
-        keep = ~box.box_mask(lo.to(device), hi.to(device), (size, size))
-        piece(f"sampling.sample_beta(1, 1, ({batch},))", lambda _: sampling.sample_beta(1.0, 1.0, (batch,), g))
-        piece(f"sampling.permutation({batch})", lambda _: sampling.permutation(batch, g))
-        piece("box.sample_boxes + box_mask + invert (CutMix share map)",
-              lambda _: ~box.box_mask(*(t.to(device) for t in box.sample_boxes((size, size), lam, g)), (size, size)))
-        piece("where(keep, x, xp) (fresh output)", lambda _: torch.where(keep, x, xp))
-        piece("index_select, then where(keep, x, xp, out=xp)",
-              lambda _: (lambda q: torch.where(keep, x, q, out=q))(x.index_select(0, perm)))
-        if "MixUp" in mixers:
-            res = mixers["MixUp"](mode="sample", num_classes=num_classes).mix(x, generator=_fresh_gen(device))
-            piece("soft_targets(y, res, K)", lambda _: soft_targets(y, res, num_classes))
-            tiny = torch.rand(2, 3, 4, 4, device=device)
-            ytiny = torch.zeros(2, dtype=torch.long, device=device)
-            for nm in ("MixUp", "CutMix"):
-                if nm in mixers:
-                    mt = mixers[nm](mode="sample", num_classes=num_classes)
-                    gt = _fresh_gen(device)
-                    piece(f"{nm}(x, y) on a (2, 3, 4, 4) batch", lambda _, m=mt, g=gt: m(tiny, ytiny, generator=g),
-                          note="fixed per-call cost")
-    except Exception as e:  # internals moved: the breakdown is a diagnostic only
-        rows.append(Row("pieces", "sample", "mixkit internals", note=f"skipped: {type(e).__name__}: {e}", table="breakdown"))
-    return rows
+    # ---- the pieces the goal rows are bounded by
+    def fmix_pieces(self, peers) -> None:
+        b, sp = self.shape[0], self.shape[2:]
+        n = int(np.prod(sp))
+        g = torch.Generator().manual_seed(3)
+        scores = torch.rand(b, n, generator=g)
+        k = n // 2
+        self.add("piece", "-", "FMix: topk(k=N/2) per row alone", lambda _: torch.topk(scores, k, dim=1))
+        self.add("piece", "-", "FMix: kthvalue per row alone", lambda _: torch.kthvalue(scores, k, dim=1))
+        spec = torch.randn(b, *sp[:-1], sp[-1] // 2 + 1, dtype=torch.complex64, generator=g)
+        self.add("piece", "-", "FMix: irfftn of the spectrum alone", lambda _: torch.fft.irfftn(spec, s=sp))
+        try:
+            from mixkit.masks import fourier
+            lam = torch.rand(b, generator=g)
+            gg = self.gen()
+            self.add("piece", "-", "FMix: masks.fourier.fmix_masks alone (bool)",
+                     lambda _: fourier.fmix_masks(b, sp, lam, 3.0, generator=gg, dtype=torch.bool))
+        except Exception:
+            pass
+        if "fmix" in peers and len(sp) == 2:
+            off, rng = peers["fmix"], np.random.default_rng(SEED)
+            self.add("piece", "-", f"FMix: official numpy masks, looped x{b}",
+                     lambda _: torch.from_numpy(off.sample_masks_looped(b, 1.0, 3.0, tuple(sp), rng)[1]).float())
 
+    def box_pieces(self) -> None:
+        x, perm = self.x, self.perm
+        h, w = self.shape[2], self.shape[3]
+        keep = torch.ones(self.shape[0], 1, h, w, dtype=torch.bool)
+        keep[:, :, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = False
+        xp = x.index_select(0, perm)
+        self.add("piece", "-", "where(keep, x, xp) alone (fresh)", lambda _: torch.where(keep, x, xp),
+                 note="a centred box of 1/4 of the area")
 
-def run_size(size: int, batch: int, num_classes: int, device: torch.device, cfg: Settings,
-             mixers: Dict[str, type], peers: Dict[str, Any], log: Callable[[str], None]) -> List[Row]:
-    rows = build_cases(size, batch, num_classes, device, mixers, peers)
-    for r in range(cfg.rounds):
-        for row in rows:
-            if row.fn is None or row.note.startswith("error"):
-                continue
-            try:
-                t, f = measure(row.fn, row.setup, device, cfg)
-                row.times += t
-                row.faults += f
-            except Exception as e:
-                row.note = f"error: {type(e).__name__}: {str(e)[:120]}"
-                row.times = []
-                log(f"  [{size:>4}px] {row.group:<16} {row.mode:<6} {row.impl[:50]:<50} {row.note}")
-                continue
-            if r == cfg.rounds - 1:
-                log(f"  [{size:>4}px] {row.group:<16} {row.mode:<6} {row.impl[:50]:<50} "
-                    f"{statistics.median(row.times) * 1e3:10.3f} ms  (n={len(row.times)}) {row.note}")
-    for row in rows:
-        if row.times:
-            row.stat = Stat.of(row.times)
-        row.fn = row.setup = None  # free the closures (they hold the batches)
-    gc.collect()
-    return rows
+        def paste(_):
+            out = x.clone()
+            out[:, :, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = xp[:, :, h // 4: 3 * h // 4, w // 4: 3 * w // 4]
+            return out
+        self.add("piece", "-", "clone + box slice copy (fresh)", paste, note="what a box paste must do at least")
+
+    def resize_pieces(self) -> None:
+        s = tuple(max(1, d // 2) for d in self.shape[2:])
+        xp = self.x.index_select(0, self.perm)
+        self.add("piece", "-", "ResizeMix: F.interpolate(x[perm], half size, nearest) alone",
+                 lambda _: F.interpolate(xp, size=s, mode="nearest"))
 
 
-# ---------------------------------------------------------------------------------------------- report
-def _fmt(v: Optional[float], spec: str = ".3f") -> str:
-    return "-" if v is None else format(v, spec)
+def build(section: str, shape, classes: int, device, found, peers, thp_child: bool = False) -> List[Case]:
+    b = Builder(shape, classes, device)
+    b.floors()
+    if section == "tiny":
+        b.mixers(found, ["MixUp", "CutMix"])
+        b.timm(peers)
+        x, y = b.x, b.y
+        b.add("piece", "-", "one small op: x.add(1)", lambda _: x.add(1))
+        for name in ("MixUp", "CutMix"):
+            if name in found:
+                m, g = found[name](mode="batch", num_classes=classes), b.gen()
+                b.add("piece", "-", f"{name} batch .mix() without targets", lambda _, m=m, g=g: m.mix(x, generator=g))
+    elif section == "224" and thp_child:
+        b.mixers(found, ["MixUp", "CutMix"], inplace=True)
+        b.timm(peers, groups=("CutMix",))
+        b.box_pieces()
+    elif section in ("32", "224"):
+        b.mixers(found, inplace=True) if section == "32" else b.mixers(found, ["MixUp", "CutMix"], inplace=True)
+        if section == "224":
+            b.mixers(found, [n for n in found if n not in ("MixUp", "CutMix")])
+        b.timm(peers)
+        b.tv_kornia(peers)
+        b.box_pieces()
+        b.fmix_pieces(peers)
+        b.resize_pieces()
+    else:  # 1d / 3d
+        b.mixers(found)
+        b.timm(peers, groups=("MixUp",))
+        b.fmix_pieces(peers)
+    return b.cases
 
 
-def _ours(rows: List[Row], group: str, mode: str) -> Optional[Row]:
-    for r in rows:
-        if r.ours and r.group == group and r.mode == mode and r.stat is not None:
-            return r
-    return None
+# ---------------------------------------------------------------------------------------------- running
+def run_section(section: str, args, found, peers, log, thp_child=False) -> Dict[str, Case]:
+    shape = QUICK[section] if args.quick else SECTIONS[section][0]
+    classes = SECTIONS[section][1]
+    cases = build(section, shape, classes, torch.device("cpu"), found, peers, thp_child)
+    rounds = args.rounds or (2 if args.quick else (15 if section == "224" else 25))
+    calls = 2 if args.quick else (3 if section == "224" else 7)
+    budget = 0.02 if args.quick else (0.15 if section == "224" else 0.06)
+    log(f"[{section}] {shape}: {len(cases)} cases, {rounds} rounds")
+    anchor = next((c for c in cases if c.key == "floor|-|new batch"), None)
+    run_rounds(cases, rounds, calls, budget, warmup=1, seed=SEED, anchor=anchor, log=log if not args.quick else None)
+    return {c.key: c for c in cases}
 
 
-def _floor(rows: List[Row], group: str = "floor") -> Optional[Stat]:
-    return next((r.stat for r in rows if r.group == group), None)
-
-
-def table(rows: List[Row]) -> str:
-    """The main table: floor, then each method's batch and sample rows (mixkit first, then peers)."""
-    floor = _floor(rows)
-    lines = ["| method | mode | implementation | median ms | IQR ms | min ms | n | faults/call | x floor | ours / this |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    main = [r for r in rows if r.table == "main"]
-    order: List[Tuple[str, str]] = []
-    for r in main:
-        if (r.group, r.mode) not in order:
-            order.append((r.group, r.mode))
-    for key in order:
-        for r in main:
-            if (r.group, r.mode) != key:
-                continue
-            st = r.stat
-            xf = st.median / floor.median if st and floor else None
-            ratio = None
-            if r.ref and st:
-                o = _ours(rows, *r.ref)
-                ratio = o.stat.median / st.median if o else None
-            impl = f"**{r.impl}**" if r.ours else r.impl
-            note = f" ({r.note})" if r.note else ""
-            lines.append(f"| {r.group} | {r.mode} | {impl}{note} | {_fmt(st and st.ms)} | {_fmt(st and st.iqr_ms)} | "
-                         f"{_fmt(st and st.best * 1e3)} | {st.n if st else '-'} | {_fmt(r.faults_per_call, '.0f')} | "
-                         f"{_fmt(xf, '.2f')} | {_fmt(ratio, '.2f')} |")
-    return "\n".join(lines)
-
-
-def breakdown_table(rows: List[Row]) -> str:
-    floor = _floor(rows)
-    lines = ["| piece | median ms | min ms | faults/call | x floor |", "|---|---:|---:|---:|---:|"]
-    for r in rows:
-        if r.table != "breakdown":
-            continue
-        st = r.stat
-        note = f" ({r.note})" if r.note else ""
-        lines.append(f"| {r.impl}{note} | {_fmt(st and st.ms)} | {_fmt(st and st.best * 1e3)} | "
-                     f"{_fmt(r.faults_per_call, '.0f')} | {_fmt(st.median / floor.median if st and floor else None, '.2f')} |")
-    return "\n".join(lines)
-
-
-def targets(rows_by_size: Dict[int, List[Row]]) -> List[str]:
-    """The issue's targets as PASS/FAIL lines (SKIP where a peer is missing)."""
-    out = []
-
-    def line(ok: Optional[bool], text: str) -> None:
-        out.append(f"{'SKIP' if ok is None else ('PASS' if ok else 'FAIL')}  {text}")
-
-    for size, rows in rows_by_size.items():
-        floor = _floor(rows)
-        limit = 3.0 if size <= 32 else (1.5 if size >= 224 else None)
-        for group in ("MixUp", "CutMix"):
-            o = _ours(rows, group, "sample")
-            if o is None:
-                line(None, f"[{size}px] sample {group}: not measured")
-                continue
-            if limit is not None and floor is not None:
-                r = o.stat.median / floor.median
-                line(r <= limit, f"[{size}px] sample {group}: {r:.2f}x floor (target <= {limit}x)")
-                floor_new = _floor(rows, "floor (new output)")
-                if floor_new is not None:
-                    r = o.stat.median / floor_new.median
-                    line(r <= limit, f"[{size}px] sample {group}: {r:.2f}x the floor with a new output (target <= {limit}x)")
-            peers = [r for r in rows if r.ref == (group, "sample") and r.stat is not None]
-            if not peers:
-                line(None, f"[{size}px] sample {group}: no per-sample peer installed")
-            for p in peers:
-                r = o.stat.median / p.stat.median
-                line(r < 1.0, f"[{size}px] sample {group}: ours / {p.impl} = {r:.2f} (target < 1)")
-            ob = _ours(rows, group, "batch")
-            tv = [r for r in rows if r.ref == (group, "batch") and r.impl == "torchvision v2" and r.stat is not None]
-            if ob is None:
-                line(None, f"[{size}px] batch {group}: mixkit's batch mode not measured")
-            elif not tv:
-                line(None, f"[{size}px] batch {group}: torchvision v2 not available here")
-            else:
-                r = ob.stat.median / tv[0].stat.median
-                line(r <= 1.2, f"[{size}px] batch {group}: ours / torchvision v2 = {r:.2f} (target <= 1.2)")
-        label = [r for r in rows if r.group.startswith("FMix masks") and r.mode == "sample"]
-        o = next((r for r in label if r.ours and r.stat), None)
-        off = next((r for r in label if not r.ours and r.stat), None)
-        if o is None or off is None:
-            line(None, f"[{size}px] per-sample FMix masks: {'mixkit FMix missing' if o is None else 'official re-statement missing'}")
-        else:
-            r = o.stat.median / off.stat.median
-            line(r < 1.0, f"[{size}px] per-sample FMix masks: ours / official looped = {r:.2f} (target < 1)")
-    return out
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for ln in f:
-                if ln.startswith("model name"):
-                    return ln.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _thp() -> str:
-    try:
-        return Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text().strip()
-    except OSError:
-        return "unknown"
-
-
-def _mixkit_path() -> str:
-    import mixkit
-    p = Path(mixkit.__file__).resolve().parent
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
-
-
-def header(args, device: torch.device, notes: Dict[str, str], missing: Dict[str, str], found: Dict[str, type],
-           cfg: Settings, batches: Dict[int, int], num_classes: Dict[int, int], load0, load1) -> str:
-    dev = str(device)
-    if device.type == "cuda":
-        dev += f" ({torch.cuda.get_device_name(device)})"
-    env = f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])} " if os.environ.get("PYTHONPATH") else ""
-    env += "THP_MEM_ALLOC_ENABLE=1 " if os.environ.get("THP_MEM_ALLOC_ENABLE") == "1" else ""
-    cmd = env + "python benchmarks/speed.py " + shlex.join(sys.argv[1:])
-    lines = [
-        f"- command: `{cmd.strip()}` (interpreter: `{sys.executable}`)",
-        f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}; python {platform.python_version()}; "
-        f"torch {torch.__version__}; numpy {np.__version__}",
-        f"- device: {dev}; CPU: {cpu_model()} ({os.cpu_count()} logical cores); torch threads: {torch.get_num_threads()}",
-        f"- load average (1 min) at start / end: {load0:.2f} / {load1:.2f} (other work on the machine inflates times; "
-        "ratios within one run are what to read)",
-        "- batches: " + ", ".join(f"({b}, 3, {s}, {s}) float32, {num_classes[s]} classes" for s, b in batches.items()),
-        f"- timing: {cfg.rounds} round(s) over the whole case list; in each, a case gets {cfg.warmup} warm-up call(s) "
-        f"and up to {cfg.repeats} timed calls (fewer for slow cases, at least 3 unless asked for fewer); the median, "
-        f"IQR (inter-quartile range) and min are over all its timed calls (`n`), each timed alone",
-        f"- memory: transparent huge pages `{_thp()}`; THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')} "
-        "(see benchmarks/README.md: fresh > 32 MiB outputs are page-faulted in on every call)",
-        "- mixkit mixers found: " + (", ".join(found) or "none") + f" (from `{_mixkit_path()}`)",
-    ]
-    if missing:
-        lines.append("- mixkit mixers not found: " + "; ".join(f"{k} ({v})" for k, v in missing.items()))
-    lines.append("- peers: " + "; ".join(f"{k}: {v}" for k, v in notes.items()))
-    lines.append("- `faults/call` = minor page faults inside the timed call (memory touched for the first time: a "
-                 "fresh output that malloc had to map); `x floor` = median / floor median; `ours / this` = the mixkit row of the same method and mode "
-                 "divided by this peer row (below 1: mixkit is faster)")
-    return "\n".join(lines)
-
-
-def write_section(path: Path, key: str, body: str) -> None:
-    """Replace (or append) the section ``key`` of the markdown file ``path``, atomically."""
-    begin, end = f"<!-- BEGIN speed section: {key} -->", f"<!-- END speed section: {key} -->"
-    block = f"{begin}\n{body.rstrip()}\n{end}\n"
-    old = path.read_text() if path.exists() else "# mixkit speed benchmark\n\n"
-    if begin in old and end in old:
-        i, j = old.index(begin), old.index(end) + len(end)
-        new = old[:i] + block.rstrip("\n") + old[j:]
+def run_thp_child(args, log) -> Optional[Dict[str, Any]]:
+    """The 224 px goal cases in a subprocess with THP_MEM_ALLOC_ENABLE flipped (see the README)."""
+    if not thp_possible():
+        return {"error": f"transparent huge pages are `{thp_active()}` here: no other regime to run"}
+    if thp_active() == "always":
+        return {"error": "THP is `always`: every process already gets huge pages; no expensive regime to compare"}
+    env = dict(os.environ)
+    if thp_env():
+        env.pop("THP_MEM_ALLOC_ENABLE")
     else:
-        new = old.rstrip("\n") + "\n\n" + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+        env["THP_MEM_ALLOC_ENABLE"] = "1"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--thp-child", "--threads", str(args.threads),
+           "--clock", args.clock]
+    cmd += ["--quick"] if args.quick else []
+    cmd += ["--rounds", str(args.rounds)] if args.rounds else []
+    log(f"[224] rerunning the goal cases with THP_MEM_ALLOC_ENABLE={env.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]}
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data["cases"] = {k: Case(k, None, rounds=v["rounds"], faults=v["faults"], ref=v["ref"], error=v["error"], note=v["note"])
+                     for k, v in data["cases"].items()}
+    return data
+
+
+def fmix_peak_case(shape):
+    """For ``_harness.peak_memory``: FMix sample mode on a 1-channel batch."""
+    import mixkit
+    x = torch.rand(*shape)
+    xs = torch.rand(2, *shape[1:])
+    m = mixkit.FMix(mode="sample")
+    g = torch.Generator().manual_seed(0)
+    return (lambda s: m.mix(xs if s else x, generator=g)), x.numel() * x.element_size()
+
+
+def floor_peak_case(shape):
+    x, xs = torch.rand(*shape), torch.rand(2, *shape[1:])
+    perm, w = torch.randperm(shape[0]), torch.rand(shape[0]).view(-1, *([1] * (len(shape) - 1)))
+
+    def call(small):
+        return xs.index_select(0, perm[:2] % 2).lerp_(xs, w[:2]) if small else x.index_select(0, perm).lerp_(x, w)
+    return call, x.numel() * x.element_size()
+
+
+def memory(args) -> Dict[str, Dict[str, Any]]:
+    from _harness import peak_memory
+    paths = [str(HERE), str(Path(importlib.import_module("mixkit").__file__).resolve().parents[1])]
+    shapes = {"1x32": (8, 1, 64, 64) if args.quick else (128, 1, 32, 32),
+              "1x224": (2, 1, 128, 128) if args.quick else (32, 1, 224, 224)}
+    out = {}
+    for k, shp in shapes.items():
+        out[f"FMix sample {shp}"] = peak_memory("speed", "fmix_peak_case", [list(shp)], paths)
+        out[f"floor (new batch) {shp}"] = peak_memory("speed", "floor_peak_case", [list(shp)], paths)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- main
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="32,224", help="comma-separated image sizes (default 32,224)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="auto: CPU, plus CUDA when available (default)")
-    ap.add_argument("--repeats", type=int, default=None,
-                    help="timed calls per case in each round (default 10; 3 with --quick)")
-    ap.add_argument("--rounds", type=int, default=None,
-                    help="passes over the whole case list, interleaved so that load changes hit every case alike "
-                         "(default 3; 1 with --quick)")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all logical cores)")
-    ap.add_argument("--batch", type=int, default=None, help="batch size for every size (default 128 for <= 64 px, else 64)")
-    ap.add_argument("--out", default=None, help="markdown file to write the results into (a section of it)")
-    ap.add_argument("--section", default=None, help="section key in --out (default: torch version and device)")
-    ap.add_argument("--quick", action="store_true", help="fewer repeats and a smaller time budget per case")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sections", default="tiny,32,224,1d,3d", help="which sections to run (default: all)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per section (default 25; 15 at 224 px)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    ap.add_argument("--out", default=None, help="markdown page to write the generated sections into")
+    ap.add_argument("--clock", default="auto", choices=["auto", "wall", "cpu"],
+                    help="cpu: process CPU time per call (robust on a loaded machine; needs one thread); wall: "
+                         "perf_counter; auto (default): cpu with --threads 1, else wall")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, 2 rounds: the smoke test's mode")
+    ap.add_argument("--no-thp-rerun", action="store_true", help="skip the 224 px rerun in the other page-fault regime")
+    ap.add_argument("--thp-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    try:
-        args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
-    except ValueError:
-        ap.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
-    if not args.size_list or min(args.size_list) < 2:
-        ap.error("--sizes needs at least one size >= 2")
-    if args.repeats is not None and args.repeats < 1:
-        ap.error("--repeats must be >= 1")
+    args.section_list = [s for s in args.sections.split(",") if s]
+    bad = [s for s in args.section_list if s not in SECTIONS]
+    if bad or not args.section_list:
+        ap.error(f"--sections must be among {','.join(SECTIONS)}, got {args.sections!r}")
     if args.rounds is not None and args.rounds < 1:
         ap.error("--rounds must be >= 1")
-    if args.batch is not None and args.batch < 2:
-        ap.error("--batch must be >= 2")
-    if args.threads is not None and args.threads < 1:
+    if args.threads < 1:
         ap.error("--threads must be >= 1")
+    if args.clock == "auto":
+        args.clock = "cpu" if args.threads == 1 else "wall"
+    if args.clock == "cpu" and args.threads != 1:
+        ap.error("--clock cpu needs --threads 1 (CPU time sums the threads)")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    repeats = args.repeats or (3 if args.quick else 10)
-    rounds = args.rounds or (1 if args.quick else 3)
-    cfg = Settings(repeats=repeats, warmup=1 if (args.quick or repeats <= 2) else 2, rounds=rounds,
-                   budget_s=0.3 if args.quick else 1.5)
-    if args.device == "auto":
-        devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        print("--device cuda: CUDA is not available here", file=sys.stderr)
-        return 2
-    else:
-        devices = [torch.device(args.device)]
-
+    torch.set_num_threads(args.threads)
+    set_clock(args.clock)
     found, missing = discover_mixers()
     peers, notes = load_peers()
-    batches = {s: (args.batch or (128 if s <= 64 else 64)) for s in args.size_list}
-    num_classes = {s: (100 if s <= 64 else 1000) for s in args.size_list}
-    log = lambda s: print(s, flush=True)  # noqa: E731
-    log(f"torch {torch.__version__}, threads {torch.get_num_threads()}, mixers: {', '.join(found)}")
-    for k, v in notes.items():
-        log(f"  peer {k}: {v}")
-
-    for device in devices:
-        load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        rows_by_size: Dict[int, List[Row]] = {}
-        for s in args.size_list:
-            rows_by_size[s] = run_size(s, batches[s], num_classes[s], device, cfg, found, peers, log)
-        load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        key = args.section or f"torch {torch.__version__} on {device.type}"
-        title = args.section or f"torch {torch.__version__} on {device.type}"
-        parts = [f"## {title}", "",
-                 header(args, device, notes, missing, found, cfg, batches, num_classes, load0, load1), ""]
-        for s, rows in rows_by_size.items():
-            parts += [f"### {batches[s]} x 3 x {s} x {s}", "", table(rows), "",
-                      f"Where the time goes (sample mode, {batches[s]} x 3 x {s} x {s}; mixkit internals, diagnostic):",
-                      "", breakdown_table(rows), ""]
-        tl = targets(rows_by_size)
-        parts += ["### Targets", "", "```", *tl, "```", ""]
-        md = "\n".join(parts)
-        print("\n" + md)
-        if args.out:
-            write_section(Path(args.out), key, md)
-            print(f"wrote section {key!r} of {args.out}")
+    log = (lambda s: print(s, file=sys.stderr, flush=True))  # noqa: E731
+    if args.thp_child:
+        cases = run_section("224", args, found, peers, log, thp_child=True)
+        print(json.dumps({"regime": page_fault_regime(), "thp_env": thp_env(), "cases": {
+            k: {"rounds": c.rounds, "faults": c.faults, "ref": c.ref, "error": c.error, "note": c.note}
+            for k, c in cases.items()}}))
+        return 0
+    t0 = datetime.datetime.now()
+    load0 = loadavg()
+    results: Dict[str, Dict[str, Case]] = {}
+    took: Dict[str, float] = {}
+    for s in args.section_list:
+        ts = datetime.datetime.now()
+        results[s] = run_section(s, args, found, peers, log)
+        took[s] = (datetime.datetime.now() - ts).total_seconds()
+    thp = None
+    if "224" in args.section_list and not args.no_thp_rerun:
+        ts = datetime.datetime.now()
+        thp = run_thp_child(args, log)
+        took["224 rerun"] = (datetime.datetime.now() - ts).total_seconds()
+    mem = memory(args) if "32" in args.section_list else {}
+    elapsed = (datetime.datetime.now() - t0).total_seconds()
+    env = {"date": t0.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(), "torch": torch.__version__,
+           "threads": torch.get_num_threads(), "cpu": f"{os.cpu_count()} logical cores",
+           "load": (load0, loadavg()), "thp": thp_setting(), "thp_env": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"),
+           "regime": page_fault_regime(), "elapsed_s": elapsed, "took": took, "quick": args.quick, "clock": args.clock,
+           "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+           "mixers": found, "missing": missing, "notes": notes,
+           "op_counts": speed_report.op_counts(found, peers) if "tiny" in args.section_list else {}}
+    shapes = {s: (QUICK[s] if args.quick else SECTIONS[s][0]) for s in args.section_list}
+    res = speed_report.goal_results(results, thp, mem, env, peers)
+    body = speed_report.render(results, shapes, thp, mem, env)
+    if args.out:
+        from _harness import write_section
+        page = Path(args.out)
+        write_section(page, "speed", body, title="# mixkit speed benchmark")
+        goal_md = goals.publish(res, HERE.parent, "docs/speed.md", page)
+        print(f"wrote {args.out} in {elapsed:.0f} s", file=sys.stderr)
+    else:
+        goal_md = goals.table(res, HERE.parent, "docs/speed.md")
+    print(body + "\n" + goal_md)
     return 0
 
 
