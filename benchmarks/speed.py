@@ -305,13 +305,15 @@ def build(section: str, shape, classes: int, device, found, peers, thp_child: bo
 def run_section(section: str, args, found, peers, log, thp_child=False) -> Dict[str, Case]:
     shape = QUICK[section] if args.quick else SECTIONS[section][0]
     classes = SECTIONS[section][1]
-    cases = build(section, shape, classes, torch.device("cpu"), found, peers, thp_child)
+    device = torch.device(args.device)
+    cases = build(section, shape, classes, device, found, peers, thp_child)
     rounds = args.rounds or (2 if args.quick else (15 if section == "224" else 25))
     calls = 2 if args.quick else (3 if section == "224" else 7)
     budget = 0.02 if args.quick else (0.15 if section == "224" else 0.06)
     log(f"[{section}] {shape}: {len(cases)} cases, {rounds} rounds")
     anchor = next((c for c in cases if c.key == "floor|-|new batch"), None)
-    run_rounds(cases, rounds, calls, budget, warmup=1, seed=SEED, anchor=anchor, log=log if not args.quick else None)
+    run_rounds(cases, rounds, calls, budget, warmup=1, device=device, seed=SEED, anchor=anchor,
+               log=log if not args.quick else None)
     return {c.key: c for c in cases}
 
 
@@ -326,7 +328,7 @@ def run_thp_child(args, log) -> Optional[Dict[str, Any]]:
         env.pop("THP_MEM_ALLOC_ENABLE")
     else:
         env["THP_MEM_ALLOC_ENABLE"] = "1"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--thp-child", "--threads", str(args.threads),
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--thp-child", "--device", args.device, "--threads", str(args.threads),
            "--clock", args.clock]
     cmd += ["--quick"] if args.quick else []
     cmd += ["--rounds", str(args.rounds)] if args.rounds else []
@@ -377,6 +379,8 @@ def parse_args(argv=None):
     ap.add_argument("--sections", default="tiny,32,224,1d,3d", help="which sections to run (default: all)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per section (default 25; 15 at 224 px)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the batches live (CUDA calls are "
+                    "synchronised around each timed call; the page-fault rerun and the memory probe are CPU-only)")
     ap.add_argument("--out", default=None, help="markdown page to write the generated sections into")
     ap.add_argument("--clock", default="auto", choices=["auto", "wall", "cpu"],
                     help="cpu: process CPU time per call (robust on a loaded machine; needs one thread); wall: "
@@ -393,8 +397,14 @@ def parse_args(argv=None):
         ap.error("--rounds must be >= 1")
     if args.threads < 1:
         ap.error("--threads must be >= 1")
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        ap.error(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.device != "cpu" and not torch.cuda.is_available():
+        ap.error(f"--device {args.device}: torch.cuda.is_available() is False on this machine")
     if args.clock == "auto":
-        args.clock = "cpu" if args.threads == 1 else "wall"
+        args.clock = "cpu" if args.threads == 1 and args.device == "cpu" else "wall"
+    if args.clock == "cpu" and args.device != "cpu":
+        ap.error("--clock cpu measures host CPU time: use --clock wall with --device cuda")
     if args.clock == "cpu" and args.threads != 1:
         ap.error("--clock cpu needs --threads 1 (CPU time sums the threads)")
     return args
@@ -422,14 +432,14 @@ def main(argv=None) -> int:
         results[s] = run_section(s, args, found, peers, log)
         took[s] = (datetime.datetime.now() - ts).total_seconds()
     thp = None
-    if "224" in args.section_list and not args.no_thp_rerun:
+    if "224" in args.section_list and not args.no_thp_rerun and args.device == "cpu":
         ts = datetime.datetime.now()
         thp = run_thp_child(args, log)
         took["224 rerun"] = (datetime.datetime.now() - ts).total_seconds()
-    mem = memory(args) if "32" in args.section_list else {}
+    mem = memory(args) if "32" in args.section_list and args.device == "cpu" else {}
     elapsed = (datetime.datetime.now() - t0).total_seconds()
     env = {"date": t0.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(), "torch": torch.__version__,
-           "threads": torch.get_num_threads(), "cpu": f"{os.cpu_count()} logical cores",
+           "threads": torch.get_num_threads(), "cpu": f"{os.cpu_count()} logical cores", "device": args.device,
            "load": (load0, loadavg()), "thp": thp_setting(), "thp_env": os.environ.get("THP_MEM_ALLOC_ENABLE", "unset"),
            "regime": page_fault_regime(), "elapsed_s": elapsed, "took": took, "quick": args.quick, "clock": args.clock,
            "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -441,8 +451,12 @@ def main(argv=None) -> int:
     if args.out:
         from _harness import write_section
         page = Path(args.out)
-        write_section(page, "speed", body, title="# mixkit speed benchmark")
-        goal_md = goals.publish(res, HERE.parent, "docs/speed.md", page)
+        if args.device == "cpu":
+            write_section(page, "speed", body, title="# mixkit speed benchmark")
+            goal_md = goals.publish(res, HERE.parent, "docs/speed.md", page)
+        else:  # the goals are the CPU's: a CUDA run writes its own section beside them
+            write_section(page, f"speed {args.device}", body, title="# mixkit speed benchmark")
+            goal_md = ""
         print(f"wrote {args.out} in {elapsed:.0f} s", file=sys.stderr)
     else:
         goal_md = goals.table(res, HERE.parent, "docs/speed.md")
