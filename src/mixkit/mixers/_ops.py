@@ -141,6 +141,13 @@ def _lerp_exact(x: Tensor, partner: Tensor, w: Tensor) -> Tensor:
     return keep_format(torch.where(w == 1, x, res), x)
 
 
+def copies_rows(x: Tensor, inplace: bool = False) -> bool:
+    """Whether a box blend of ``x`` copies each row's box (:func:`paste_rows`: large CPU images) rather
+    than reading a full-size share map."""
+    grad = torch.is_grad_enabled() and x.requires_grad
+    return x.device.type == "cpu" and math.prod(x.shape[1:]) >= ROW_COPY_MIN and not (inplace and grad)
+
+
 def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool = False,
              box: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
     """``s * x + (1 - s) * x[partner_index]`` for the anchor's share map ``s``: the two-source blend every
@@ -157,7 +164,7 @@ def mix_pair(x: Tensor, partner_index: Tensor, share_map: Tensor, inplace: bool 
     grad = torch.is_grad_enabled() and x.requires_grad
     hard = share_map.dtype == torch.bool
     cpu = x.device.type == "cpu"
-    if hard and box is not None and cpu and math.prod(x.shape[1:]) >= ROW_COPY_MIN and not (inplace and grad):
+    if hard and box is not None and copies_rows(x, inplace):
         return paste_rows(x, partner_index, box[0], box[1], inplace)
     partner = gather(x, partner_index)
     if inplace:

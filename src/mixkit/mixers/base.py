@@ -332,7 +332,11 @@ class Mixer(nn.Module):
                                      box_lo=lo, box_hi=hi, **extra)
         hi = box.empty_rows(lo, params.draws["box_hi"], params.active)
         lam = self._deactivate(lam, params.active, x.shape[0])
-        share_map = box.outside_mask(lo, hi, sizes)
+        if x_mix is None and self.mode != "batch" and _ops.copies_rows(x, self.inplace):
+            x_mix = _ops.paste_rows(x, params.partner, lo, hi, self.inplace)  # no full-size map needed
+            share_map = Lazy(box.outside_mask, lo, hi, sizes)
+        else:
+            share_map = box.outside_mask(lo, hi, sizes)
         if x_mix is None and self.mode == "batch":
             corner, end = params.draws.get("box_ints") or (lo[0].tolist(), hi[0].tolist())
             x_mix = _ops.paste_box(x, params.partner, corner, end, patch, self.inplace)
