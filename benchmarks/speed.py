@@ -230,12 +230,24 @@ class Builder:
         g = torch.Generator().manual_seed(3)
         scores = torch.rand(b, n, generator=g)
         k = n // 2
-        self.add("piece", "-", "FMix: topk(k=N/2) per row alone", lambda _: torch.topk(scores, k, dim=1))
+        self.add("piece", "-", "FMix: topk(k=N/2) per row alone", lambda _: torch.topk(scores, k, dim=1),
+                 note="the threshold kernel mixkit used before; accelerators still use it")
         self.add("piece", "-", "FMix: kthvalue per row alone", lambda _: torch.kthvalue(scores, k, dim=1))
+        grid = (b, *sp[:-1], sp[-1] // 2 + 1, 2)
+        gn = torch.Generator().manual_seed(4)
+        self.add("piece", "-", "FMix: the noise draw alone", lambda _: torch.randn(grid, generator=gn),
+                 note="randn of the rfft grid, two reals per frequency, from a generator")
         spec = torch.randn(b, *sp[:-1], sp[-1] // 2 + 1, dtype=torch.complex64, generator=g)
         self.add("piece", "-", "FMix: irfftn of the spectrum alone", lambda _: torch.fft.irfftn(spec, s=sp))
         try:
             from mixkit.masks import fourier
+            num = torch.randint(1, n, (b,), generator=g)
+            self.add("piece", "-", "FMix: mixkit's exact per-row threshold alone",
+                     lambda _: fourier._top_select(scores, num), note="masks.fourier._top_select, random counts")
+            from mixkit.mixers import _ops
+            keep = torch.rand(b, 1, *sp, generator=g) < 0.5
+            self.add("piece", "-", "FMix: the hard-mask blend alone", lambda _: _ops.mix_pair(self.x, self.perm, keep),
+                     note="_ops.mix_pair with a random half mask")
             lam = torch.rand(b, generator=g)
             gg = self.gen()
             self.add("piece", "-", "FMix: masks.fourier.fmix_masks alone (bool)",
