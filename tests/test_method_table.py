@@ -30,6 +30,7 @@ BUILT_IN = {
     'puzzlemix': ({'alpha': 1.0, 'n_labels': 3, 'beta': 1.2, 'gamma': 0.5, 'eta': 0.2, 'neigh_size': 4,
                    'transport': True, 't_eps': 0.8, 't_size': -1, 'clean_lam': 0.0, 'adv_p': 0.0, 'adv_eps': 10.0,
                    'block_num': None}, ('puzzle_mix',), (2,), True),
+    'mosaic': ({'center_range': (0.3, 0.7)}, (), (1, 2, 3), False),
 }
 SALIENCY_GUIDED = {"saliencymix", "puzzlemix", "comixup"}
 

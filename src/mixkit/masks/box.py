@@ -14,7 +14,8 @@ from torch import Tensor
 from .. import sampling
 
 __all__ = ["cut_lengths", "place_centered", "place_inside", "sample_boxes", "sample_box_ints", "box_mask", "outside_mask",
-           "box_volume", "outside_share", "outside_share_ints", "empty_rows"]
+           "box_volume", "outside_share", "outside_share_ints", "empty_rows", "paste_owner", "owner_shares",
+           "owner_mask"]
 
 Ints = List[int]
 
@@ -159,3 +160,29 @@ def empty_rows(lo: Tensor, hi: Tensor, keep: Optional[Tensor]) -> Tensor:
     if keep is None:
         return hi
     return torch.where(keep.to(hi.device).unsqueeze(1), hi, lo)
+
+
+def paste_owner(lo: Tensor, hi: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Which cut shows at each cell when the boxes ``[lo[:, m], hi[:, m])`` (``lo``, ``hi`` ``(n, k, d)``) are
+    pasted in the order m = 0 .. k-1, a later box over an earlier one: ``(n, *sizes)`` int64, 0 where no box
+    covers the cell and ``m + 1`` where box ``m`` is the last to cover it (CutMix with ``num_mix=k``)."""
+    n, k = lo.shape[:2]
+    owner = torch.zeros((n, *sizes), dtype=torch.long, device=lo.device)
+    for m in range(k):
+        owner.masked_fill_(box_mask(lo[:, m], hi[:, m], sizes).squeeze(1), m + 1)
+    return owner
+
+
+def owner_shares(owner: Tensor, k: int) -> Tensor:
+    """``(n, k)`` float64 share of the cells of each row of ``owner`` ``(n, *sizes)`` holding each value 0 .. k-1."""
+    flat = owner.reshape(owner.shape[0], -1)
+    counts = torch.zeros(flat.shape[0], k, dtype=torch.float64, device=owner.device)
+    counts.scatter_add_(1, flat, torch.ones((), dtype=torch.float64, device=owner.device).expand(flat.shape))
+    return counts / flat.shape[1]
+
+
+def owner_mask(owner: Tensor, k: int, b: int) -> Tensor:
+    """The ``(b, k, *sizes)`` float32 one-hot mask of ``owner`` ``(n, *sizes)`` (``n`` = 1 broadcasts to ``b`` rows):
+    the per-pixel shares of a result whose every pixel comes from one of ``k`` sources."""
+    m = torch.nn.functional.one_hot(owner, k).movedim(-1, 1).float()
+    return m.expand(b, *m.shape[1:]) if m.shape[0] != b else m

@@ -17,14 +17,14 @@ methods (partner, unselected rows, the box methods' end, result building). Plain
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .. import sampling
 from .._validate import (check_batch, check_generator, check_labels, check_mode, check_not_unbatched,
-                         check_num_classes, check_positive, check_prob, check_smoothing)
+                         check_num_classes, check_positive, check_prob, check_range, check_smoothing)
 from ..masks import box
 from ..result import Lazy, MixResult
 from ..targets import _mix_labels
@@ -120,6 +120,8 @@ class Mixer(nn.Module):
     runs_model: bool = False
     #: lambda ~ Beta(alpha + 1, alpha) and the anchor's label only (the FMix repository's reformulation)
     reformulate: bool = False
+    #: ``(a, b)``: lambda ~ U(a, b) instead of the Beta (set by the methods that offer ``lam_range=``)
+    lam_range: Optional[Tuple[float, float]] = None
     #: keyword options of ``mix``/``forward``/``sample`` (e.g. ``Alternate``'s ``step``)
     _sample_options: Tuple[str, ...] = ()
     #: keyword options of ``mix``/``forward``/``apply`` (hidden-layer mixers' ``forward``)
@@ -199,8 +201,19 @@ class Mixer(nn.Module):
                          mixed=torch.zeros(b, dtype=torch.bool, device=dev))
 
     def sample_lam(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
-        """``(n,)`` float32 lambdas: ``Beta(alpha, alpha)``, ``Beta(alpha + 1, alpha)`` with ``reformulate``."""
+        """``(n,)`` float32 lambdas: ``Beta(alpha, alpha)``, ``Beta(alpha + 1, alpha)`` with ``reformulate``,
+        or ``U(a, b)`` when the mixer was built with ``lam_range=(a, b)`` (:meth:`_set_lam_range`)."""
+        if self.lam_range is not None:
+            return sampling.sample_uniform((n,), generator, *self.lam_range)
         return sampling.sample_lam(self.alpha, n, generator, self.reformulate)
+
+    def _set_lam_range(self, lam_range: Optional[Sequence[float]]) -> None:
+        """Check and store a ``lam_range=(a, b)`` option (``0 <= a <= b <= 1``): lambda is then drawn uniformly in
+        ``[a, b]`` instead of from the Beta (kornia's ``lambda_val``); ``alpha`` is unused. ``None``: the Beta."""
+        rng = check_range(lam_range, "lam_range")
+        if rng is not None and self.reformulate:
+            raise ValueError("lam_range and reformulate=True cannot be combined: reformulate draws Beta(alpha + 1, alpha)")
+        self.lam_range = rng
 
     # ------------------------------------------------------------------ the one call path
     def _draw(self, x: Tensor, y: Optional[Tensor], generator: Optional[torch.Generator],

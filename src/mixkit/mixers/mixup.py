@@ -1,7 +1,7 @@
 """MixUp (Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -24,6 +24,8 @@ class MixUp(Mixer):
         alpha: Beta concentration (default 1.0, the official CIFAR value; 0.2 on ImageNet).
         reformulate: the FMix repository's "reformulated" MixUp: ``lam ~ Beta(alpha + 1, alpha)`` and the
             target is the anchor's label alone, so ``weights`` are ``(1, 0)`` by design (default False).
+        lam_range: ``(a, b)``: ``lam ~ U(a, b)`` instead of the Beta (``alpha`` unused; kornia's ``lambda_val``,
+            whose lambda is the *partner's* weight: ``lambda_val=(a, b)`` is ``lam_range=(1 - b, 1 - a)``).
         mode, p, num_classes, smoothing, no_self_pairs, inplace: see :class:`Mixer`.
 
     ``MixResult.params`` is empty; ``lam`` ``(B,)`` float32 is the sampled lambda.
@@ -36,9 +38,11 @@ class MixUp(Mixer):
     summary = "convex combination of two samples, lambda ~ Beta(alpha, alpha)"
     paper = "Zhang et al., ICLR 2018 (arXiv:1710.09412)"
 
-    def __init__(self, alpha: float = 1.0, *, reformulate: bool = False, **kw) -> None:
+    def __init__(self, alpha: float = 1.0, *, reformulate: bool = False,
+                 lam_range: Optional[Sequence[float]] = None, **kw) -> None:
         super().__init__(alpha, **kw)
         self.reformulate = bool(reformulate)
+        self._set_lam_range(lam_range)
 
     def _sample(self, x: Tensor, y, active: Optional[Tensor], generator) -> MixParams:
         lam = self.sample_lam(self._n_draws(x), generator).to(x.device)
@@ -55,4 +59,5 @@ class MixUp(Mixer):
         return self._pair_result(x_mix, params, w0, lam=lam)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (", reformulate=True" if self.reformulate else "")
+        return (super().extra_repr() + (", reformulate=True" if self.reformulate else "")
+                + (f", lam_range={self.lam_range}" if self.lam_range else ""))
