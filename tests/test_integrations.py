@@ -163,15 +163,20 @@ def test_collate_extra_fields_dicts_and_errors():
 def test_transform_matches_mixer_under_same_generator():
     x = torch.randn(6, 3, 8, 8, generator=gen(1))
     y = torch.randint(0, K, (6,), generator=gen(2))
-    for mixer in (MixUp(num_classes=K), CutMix(num_classes=K, mode="sample"),
-                  RandomChoice([MixUp(), CutMix()], num_classes=K)):
-        t = MixTransform(mixer)
-        for s in range(4):
-            xm, yt = t(x, y, generator=gen(s))
-            xr, yr = mixer(x, y, generator=gen(s))
-            assert torch.equal(xm, xr) and torch.equal(yt, yr)
-            xm2, yt2 = t((x, y), generator=gen(s))  # a single (images, labels) tuple, as torchvision
-            assert torch.equal(xm2, xr) and torch.equal(yt2, yr)
+    def cases(no_self):
+        return (MixUp(num_classes=K, no_self_pairs=no_self), CutMix(num_classes=K, mode="sample", no_self_pairs=no_self),
+                RandomChoice([MixUp(no_self_pairs=no_self), CutMix(no_self_pairs=no_self)], num_classes=K))
+
+    for mixer, strict in zip(cases(False), cases(True)):
+        # pairing="mixer": the mixer's own draws; the default ("random"): those of the no-self-pairs mixer
+        for t, ref in ((MixTransform(mixer, pairing="mixer"), mixer), (MixTransform(mixer), strict)):
+            for s in range(4):
+                xm, yt = t(x, y, generator=gen(s))
+                xr, yr = ref(x, y, generator=gen(s))
+                assert torch.equal(xm, xr) and torch.equal(yt, yr)
+                xm2, yt2 = t((x, y), generator=gen(s))  # a single (images, labels) tuple, as torchvision
+                assert torch.equal(xm2, xr) and torch.equal(yt2, yr)
+        assert not mixer.no_self_pairs  # the transform left the mixer as it was
 
 
 def test_transform_constructor_generator_and_num_classes():
@@ -179,7 +184,7 @@ def test_transform_constructor_generator_and_num_classes():
     y = torch.randint(0, K, (5,), generator=gen(2))
     t = MixTransform(CutMix(), num_classes=K, generator=gen(9))
     xm, yt = t(x, y)
-    xr, yr = CutMix(num_classes=K)(x, y, generator=gen(9))
+    xr, yr = CutMix(num_classes=K, no_self_pairs=True)(x, y, generator=gen(9))
     assert torch.equal(xm, xr) and torch.equal(yt, yr)
     # one-hot labels need no num_classes
     xm, yt = MixTransform(MixUp())(x, one_hot(y, K), generator=gen(0))

@@ -24,7 +24,9 @@ from torch.utils.data import default_collate, get_worker_info
 
 from ..mixers.base import Mixer
 from ..sampling import derive_seed
-from .transform import check_labels_getter, check_mixer, mix_batch, resolve_num_classes, split_batch
+from .batch import is_tv, split_batch
+from .pairing import check_pairing
+from .transform import check_dense_keys, check_labels_getter, check_mixer, check_video, mix_batch, resolve_num_classes
 
 __all__ = ["MixCollate"]
 
@@ -47,6 +49,8 @@ class MixCollate:
             ``"batch"`` (the batch counter of that process).
         labels_getter: ``"default"`` or a callable ``collated_batch -> labels`` (as in
             :class:`~mixkit.integrations.transform.MixTransform`).
+        pairing, video, dense_keys: as in :class:`~mixkit.integrations.transform.MixTransform` (default
+            ``pairing="random"``: no sample is mixed with itself).
 
     Extra tuple elements after ``(images, labels)`` and other dict entries pass through unchanged.
     With ``return_result`` and ``pin_memory=True``, the tensors inside the ``MixResult`` are not pinned
@@ -69,7 +73,8 @@ class MixCollate:
 
     def __init__(self, mixer: Mixer, base_collate: Callable[[Any], Any] = default_collate,
                  num_classes: Optional[int] = None, seed: Optional[int] = None, *,
-                 return_result: bool = False, labels_getter: Any = "default") -> None:
+                 return_result: bool = False, labels_getter: Any = "default", pairing: str = "random",
+                 video: Optional[bool] = None, dense_keys: Any = None) -> None:
         self.mixer = check_mixer(mixer, "MixCollate")
         if not callable(base_collate):
             raise TypeError(f"MixCollate: base_collate must be callable, got {type(base_collate).__name__}")
@@ -80,6 +85,9 @@ class MixCollate:
         self.seed = seed
         self.return_result = bool(return_result)
         self.labels_getter = check_labels_getter(labels_getter, "MixCollate")
+        self.pairing = check_pairing(pairing, self.mixer, "MixCollate")
+        self.video = check_video(video, self.mixer, "MixCollate")
+        self.dense_keys = check_dense_keys(dense_keys, "MixCollate")
         self._reset_process_state()
 
     # ------------------------------------------------------------------ per-process state
@@ -110,18 +118,20 @@ class MixCollate:
     # ------------------------------------------------------------------ collate
     def __call__(self, samples: Any) -> Any:
         batch = self.base_collate(samples)
-        x, y, rebuild = split_batch(batch, self.labels_getter)
+        parts = split_batch(batch, self.labels_getter, self.dense_keys)
+        video = self.video if self.video is not None else is_tv(parts.x, "Video")
         g = self.generator()
-        x_mix, y_out, res = mix_batch(self.mixer, x, y, self.num_classes, g, self.return_result)
+        x_mix, y_out, res, dense = mix_batch(self.mixer, parts, self.num_classes, g, self.return_result,
+                                             pairing=self.pairing, video=video, dense_keys=self.dense_keys)
         worker = self._owner[1]
         self.batches += 1
         if self.return_result:
             res.params["worker"] = worker
             res.params["batch"] = self.batches - 1
-            return rebuild(x_mix, y_out, res)
-        return rebuild(x_mix, y_out)
+            return parts.rebuild(x_mix, y_out, dense, res)
+        return parts.rebuild(x_mix, y_out, dense)
 
     def __repr__(self) -> str:
         name = getattr(self.base_collate, "__name__", type(self.base_collate).__name__)
         return (f"MixCollate(mixer={self.mixer!r}, base_collate={name}, num_classes={self.num_classes}, "
-                f"seed={self.seed}, return_result={self.return_result})")
+                f"seed={self.seed}, return_result={self.return_result}, pairing={self.pairing!r})")
