@@ -88,6 +88,11 @@ def test_pairing_argument_errors():
         MixTransform(mixkit.MixUp(), pairing="flip")
     with pytest.raises(ValueError, match="DirichletMixUp"):
         MixTransform(mixkit.DirichletMixUp(), pairing="roll")
+    with pytest.raises(ValueError, match="Mosaic"):  # four sources: one rolled partner cannot fill them
+        MixTransform(mixkit.Mosaic(), pairing="roll")
+    with pytest.raises(ValueError, match="CutMix"):  # several cuts, each from its own partner
+        MixTransform(mixkit.CutMix(num_mix=2), pairing="roll")
+    MixTransform(mixkit.CutMix(num_mix=1), pairing="roll")
     with pytest.raises(ValueError, match="pairing"):
         MixCollate(mixkit.MixUp(), pairing=None)
 

@@ -20,7 +20,9 @@ from torch import Tensor
 
 from ..mixers.base import Mixer
 from ..mixers.comixup import CoMixup
+from ..mixers.cutmix import CutMix
 from ..mixers.dirichlet import DirichletMixUp
+from ..mixers.mosaic import Mosaic
 
 __all__ = ["PAIRINGS", "check_pairing", "pairing_scope"]
 
@@ -37,7 +39,8 @@ def check_pairing(pairing: str, mixer: Mixer, owner: str) -> str:
     if pairing not in PAIRINGS:
         raise ValueError(f"{owner}: pairing must be one of {PAIRINGS}, got {pairing!r}")
     if pairing == "roll":
-        bad = [type(m).__name__ for m in mixer.modules() if isinstance(m, (DirichletMixUp, CoMixup))]
+        bad = [type(m).__name__ for m in mixer.modules() if isinstance(m, (DirichletMixUp, CoMixup, Mosaic))
+               or (isinstance(m, CutMix) and getattr(m, "num_mix", 1) > 1)]
         if bad:
             raise ValueError(f"{owner}: pairing='roll' pairs each sample with one partner, but {bad[0]} mixes more "
                              "than two sources with its own assignment; use pairing='random' or 'mixer'")
