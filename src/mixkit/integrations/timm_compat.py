@@ -171,6 +171,7 @@ class Mixup:
             centre = torch.stack([torch.randint(0, s, (n,), generator=g, device=dev) for s in sizes], 1).cpu()
             lo = (centre - cut // 2).clamp(0).minimum(size_t)
             hi = (centre + (cut + 1) // 2).clamp(0).minimum(size_t)
+            self.last_params["box_draws"] = centre  # timm's randint draws: the centres
             return lo, hi
         mn, mx = self.cutmix_minmax
         lo_len = [int(s * mn) for s in sizes]
@@ -182,6 +183,7 @@ class Mixup:
         cut = torch.stack([torch.randint(a, b, (n,), generator=g, device=dev) for a, b in zip(lo_len, hi_len)], 1).cpu()
         u = torch.rand(n, d, generator=g, device=dev, dtype=torch.float64).cpu()
         lo = torch.floor(u * (size_t - cut + 1)).long().minimum(size_t - cut)
+        self.last_params["box_draws"] = torch.cat([cut, lo], 1)  # timm's randint draws: the sides, the corner
         return lo, lo + cut
 
     # ------------------------------------------------------------------ the mixing
@@ -223,7 +225,7 @@ class Mixup:
         b, sizes = x.shape[0], tuple(x.shape[2:])
         n = 1 if self.mode == "batch" else (b if self.mode == "elem" else b // 2)
         lam, use_cut, active = self._draw(n, g)
-        box = None
+        box, self.last_params = None, {}
         if self.cutmix is None and bool((use_cut & active & (lam < 1)).any()):
             box = self._boxes(lam, sizes, g)
         lam_r, cut_r, act_r = self._rows(lam, b, 1.0), self._rows(use_cut, b, False), self._rows(active, b, False)
@@ -231,7 +233,7 @@ class Mixup:
             act_r[b // 2] = False  # the middle row pairs with itself: left as it is
         custom = (cut_r & (self.cutmix is not None)) | (~cut_r & (self.mixup is not None))
         act_r &= (lam_r < 1) | custom  # timm skips lam == 1 (a mixkit branch draws its own lambda)
-        self.last_params = {"lam": lam, "use_cutmix": use_cut, "active": active, "box": box}
+        self.last_params.update(lam=lam, use_cutmix=use_cut, active=active, box=box)
         flip = _flip(b, x.device)
         out, w0, extra = x, torch.ones(b, dtype=torch.float64), []
         for is_cut, m in ((False, self.mixup), (True, self.cutmix)):
