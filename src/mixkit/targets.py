@@ -10,13 +10,14 @@ import torch
 from torch import Tensor
 
 from ._validate import check_labels, check_num_classes
-from .labels import one_hot, smooth
+from .labels import check_smoothing_target, one_hot, smooth
 from .result import MixResult
 
 __all__ = ["one_hot", "smooth", "soft_targets"]
 
 
-def soft_targets(y: Tensor, res: MixResult, num_classes: Optional[int] = None, smoothing: float = 0.0) -> Tensor:
+def soft_targets(y: Tensor, res: MixResult, num_classes: Optional[int] = None, smoothing: float = 0.0,
+                 smoothing_target: str = "uniform") -> Tensor:
     """Mixed soft targets ``(B, K)`` float32 for a :class:`MixResult`.
 
     Args:
@@ -25,21 +26,25 @@ def soft_targets(y: Tensor, res: MixResult, num_classes: Optional[int] = None, s
         res: the result of ``mixer.mix(...)`` on the batch that ``y`` labels.
         num_classes: K; required for class ids, checked against ``y.shape[1]`` otherwise.
         smoothing: label smoothing applied to each source label before mixing (default 0).
+        smoothing_target: ``"uniform"`` (toward ``1/K``, default) or ``"binary"`` (each class toward 0.5,
+           for multi-label / BCE targets as timm's ``multi_label=True``); see :mod:`mixkit.labels`.
 
     Returns ``sum_j res.weights[:, j] * Y[res.index[:, j]]``: rows sum to 1 for class ids and probability
     rows; for multi-hot labels each class gets the share of the sources that carry it.
     """
     num_classes = check_num_classes(num_classes)
-    return _mix_labels(check_labels(y, res.batch_size, num_classes), res, num_classes, smoothing)
+    check_smoothing_target(smoothing_target)
+    return _mix_labels(check_labels(y, res.batch_size, num_classes), res, num_classes, smoothing, smoothing_target)
 
 
-def _mix_labels(y: Tensor, res: MixResult, num_classes: Optional[int], smoothing: float) -> Tensor:
+def _mix_labels(y: Tensor, res: MixResult, num_classes: Optional[int], smoothing: float,
+                smoothing_target: str = "uniform") -> Tensor:
     """:func:`soft_targets` without the argument checks, for callers that validated ``y`` already (the
     label range check is a device sync on CUDA: once per call is enough)."""
     if y.dim() == 1:
-        Y = one_hot(y, num_classes, smoothing)
+        Y = one_hot(y, num_classes, smoothing, smoothing_target=smoothing_target)
     else:
-        Y = smooth(y, smoothing)
+        Y = smooth(y, smoothing, smoothing_target)
     pair = res.__dict__.get("_pair")
     if pair is not None:  # two sources, index/weights unread: the same sums without the (B, 2, K) gather
         return _mix_pair_labels(Y, pair[0], pair[1], hard=y.dim() == 1 and smoothing == 0)
