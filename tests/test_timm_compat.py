@@ -374,3 +374,21 @@ def test_exact_timm_copies_timms_label_rounding_in_half_precision(mode, monkeypa
         assert torch.equal(td, Y * w + Y.flip(0) * (1 - w))
         differ += not torch.equal(te, td)
     assert differ  # float16 lambdas: timm's targets are not the float32 weights
+
+
+def test_mixers_smooth_toward_half_with_smoothing_target_binary():
+    import mixkit
+    from mixkit.integrations import MixTransform
+    x, y = torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 2, 3, 0, 1])
+    m = mixkit.MixUp(num_classes=4, smoothing=0.2, smoothing_target="binary")
+    g = torch.Generator().manual_seed(0)
+    _, ys = m(x, y, generator=g)
+    res = mixkit.MixUp(num_classes=4).mix(x, generator=torch.Generator().manual_seed(0))
+    expect = mixkit.soft_targets(y, res, 4, smoothing=0.2, smoothing_target="binary")
+    assert torch.equal(ys, expect)
+    assert not torch.allclose(ys, mixkit.soft_targets(y, res, 4, smoothing=0.2))  # not toward 1/K
+    _, yt = MixTransform(m, pairing="mixer")(x, y, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(yt, expect)
+    assert "smoothing_target='binary'" in repr(m)
+    with pytest.raises(ValueError, match="smoothing_target"):
+        mixkit.CutMix(smoothing_target="half")

@@ -145,7 +145,7 @@ def mix_batch(mixer: Mixer, batch: Batch, num_classes: Optional[int], generator:
         res.inputs = _keep_type(res.inputs.reshape(x.shape), x)
     if return_result:
         return res.inputs, y, res, dense
-    y_soft = _mix_labels(y, res, num_classes, mixer.smoothing)
+    y_soft = _mix_labels(y, res, num_classes, mixer.smoothing, getattr(mixer, "smoothing_target", "uniform"))
     if y.dim() == 2 and y.is_floating_point() and y_soft.dtype != y.dtype:
         y_soft = y_soft.to(y.dtype)  # torchvision keeps a probability label's dtype
     return res.inputs, y_soft, res, dense

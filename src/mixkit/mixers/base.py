@@ -27,6 +27,7 @@ from .._validate import (check_batch, check_generator, check_labels, check_mode,
                          check_num_classes, check_positive, check_prob, check_range, check_smoothing)
 from ..masks import box
 from ..result import Lazy, MixResult
+from ..labels import check_smoothing_target
 from ..targets import _mix_labels
 from . import _ops
 from .params import MixParams
@@ -81,6 +82,8 @@ class Mixer(nn.Module):
         p: probability that the batch (batch mode) or each sample (sample mode) is mixed. Applied once.
         num_classes: number of classes, needed when calling with class ids.
         smoothing: label smoothing applied to the targets (default 0: no hidden smoothing).
+        smoothing_target: ``"uniform"`` (toward ``1/K``, default) or ``"binary"`` (each class toward 0.5:
+            timm's multi-label smoothing, for BCE losses).
         no_self_pairs: forbid pairing a sample with itself (for B >= 2).
         inplace: write the mixed batch into the input tensor instead of a new one.
         spatial_dims: the spatial dimensionalities the inputs will have (an int or a tuple, among the
@@ -128,7 +131,7 @@ class Mixer(nn.Module):
     _apply_options: Tuple[str, ...] = ()
 
     def __init__(self, alpha: float = 1.0, *, mode: str = "batch", p: float = 1.0,
-                 num_classes: Optional[int] = None, smoothing: float = 0.0,
+                 num_classes: Optional[int] = None, smoothing: float = 0.0, smoothing_target: str = "uniform",
                  no_self_pairs: bool = False, inplace: bool = False, spatial_dims: Any = None) -> None:
         super().__init__()
         self._dims_declared = spatial_dims is not None
@@ -143,6 +146,7 @@ class Mixer(nn.Module):
         self.p = check_prob(p, "p")
         self.num_classes = check_num_classes(num_classes)
         self.smoothing = check_smoothing(smoothing)
+        self.smoothing_target = check_smoothing_target(smoothing_target)
         self.no_self_pairs = bool(no_self_pairs)
         self.inplace = bool(inplace)
 
@@ -172,7 +176,8 @@ class Mixer(nn.Module):
         check_labels(y, x.shape[0], self.num_classes)
         s_opts, a_opts = self._options(options, "forward")
         res = self._replay(x, self._draw(x, y, generator, **s_opts), **a_opts)
-        return (res.outputs if self.runs_model else res.inputs), _mix_labels(y, res, self.num_classes, self.smoothing)
+        return (res.outputs if self.runs_model else res.inputs), _mix_labels(y, res, self.num_classes, self.smoothing,
+                                                                                  self.smoothing_target)
 
     def sample(self, x: Tensor, generator: Optional[torch.Generator] = None, *, y: Optional[Tensor] = None,
                **options: Any) -> MixParams:
@@ -375,4 +380,5 @@ class Mixer(nn.Module):
         return " or ".join(str(v) for v in self.spatial_dims)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, mode={self.mode!r}, p={self.p}, num_classes={self.num_classes}, smoothing={self.smoothing}"
+        return (f"alpha={self.alpha}, mode={self.mode!r}, p={self.p}, num_classes={self.num_classes}, smoothing={self.smoothing}"
+                + ("" if self.smoothing_target == "uniform" else f", smoothing_target={self.smoothing_target!r}"))
