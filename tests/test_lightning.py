@@ -169,3 +169,42 @@ def test_return_result_and_bad_arguments(tmp_path):
         MixCallback("mixup")
     with pytest.raises(TypeError, match="seed must be an int"):
         MixCallback(mixkit.MixUp(num_classes=K), seed=1.5)
+
+
+class RankLog(MixCallback):
+    """Writes each rank's first lambda and its stream after training, and saves a checkpoint from every rank."""
+
+    def __init__(self, *a, out=None, **kw):
+        super().__init__(*a, **kw)
+        self.out, self.first = out, None
+
+    def _mix(self, batch):
+        out = super()._mix(batch)
+        if self.first is None and self.last_result is not None:
+            self.first = self.last_result.lam.clone()
+        return out
+
+    def on_train_end(self, trainer, pl_module):
+        trainer.save_checkpoint(f"{self.out}/last.ckpt")            # every rank takes part, rank 0 writes
+        torch.save({"first": self.first, "state": self.generator().get_state()},
+                   f"{self.out}/rank{trainer.global_rank}.pt")
+
+
+@pytest.mark.slow
+def test_ddp_spawn_ranks_draw_their_own_streams_and_the_checkpoint_holds_each(tmp_path):
+    cb = RankLog(mixkit.MixUp(alpha=1.0, num_classes=K), seed=3, out=str(tmp_path))
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", callbacks=[cb], logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         max_epochs=1, default_root_dir=tmp_path)
+    trainer.fit(Tiny(), _loader())
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)["callbacks"]["RankLog"]["generator_states"]
+    assert set(saved) == {0, 1}
+    firsts = []
+    for r in range(2):
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
+        assert torch.equal(saved[r], got["state"])
+        g = torch.Generator().manual_seed(derive_seed(3, r))
+        ref = mixkit.MixUp(alpha=1.0, num_classes=K).mix(torch.zeros(8, 1, 4, 4), generator=g).lam
+        assert torch.equal(got["first"], ref)
+        firsts.append(got["first"])
+    assert not torch.equal(firsts[0], firsts[1])
