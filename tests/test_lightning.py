@@ -208,3 +208,14 @@ def test_ddp_spawn_ranks_draw_their_own_streams_and_the_checkpoint_holds_each(tm
         assert torch.equal(got["first"], ref)
         firsts.append(got["first"])
     assert not torch.equal(firsts[0], firsts[1])
+
+
+def test_import_mixkit_loads_neither_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys, mixkit, mixkit.integrations; "
+            "bad = [m for m in ('lightning', 'pytorch_lightning', 'transformers', 'accelerate') if m in sys.modules]; "
+            "sys.exit(f'imported {bad}' if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
