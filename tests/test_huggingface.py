@@ -112,3 +112,30 @@ def test_bad_arguments(tmp_path):
         MixTrainer(model=_vit(), args=_args(tmp_path), mixer="cutmix")
     with pytest.raises(TypeError, match="mix_seed must be an int"):
         MixTrainer(model=_vit(), args=_args(tmp_path), mixer=mixkit.MixUp(), mix_seed="0")
+
+
+def test_accelerate_loop_mixes_on_the_device_with_a_per_process_stream():
+    accelerate = pytest.importorskip("accelerate")
+    from mixkit.sampling import derive_seed
+
+    accelerator = accelerate.Accelerator(cpu=True)
+    net = _vit()
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(Images(), batch_size=4)
+    net, opt, loader = accelerator.prepare(net, opt, loader)
+    mixer = mixkit.CutMix(alpha=1.0, mode="sample", num_classes=K)
+    assert accelerator.process_index == 0
+    g = torch.Generator(device=accelerator.device).manual_seed(derive_seed(0, accelerator.process_index))
+    ref = torch.Generator().manual_seed(derive_seed(0, 0))
+    net.train()
+    for batch in loader:
+        x_mix, y_soft = mixer(batch["pixel_values"], batch["labels"], generator=g)
+        expect = mixer.mix(batch["pixel_values"], generator=ref).inputs      # the same stream, replayed
+        assert torch.equal(x_mix, expect) and not torch.equal(x_mix, batch["pixel_values"])
+        loss = mixkit.soft_cross_entropy(net(pixel_values=x_mix).logits, y_soft)
+        accelerator.backward(loss)
+        opt.step()
+        opt.zero_grad()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, accelerator.unwrap_model(net).parameters()))

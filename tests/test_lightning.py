@@ -190,25 +190,33 @@ class RankLog(MixCallback):
                    f"{self.out}/rank{trainer.global_rank}.pt")
 
 
-@pytest.mark.slow
-def test_ddp_spawn_ranks_draw_their_own_streams_and_the_checkpoint_holds_each(tmp_path):
-    cb = RankLog(mixkit.MixUp(alpha=1.0, num_classes=K), seed=3, out=str(tmp_path))
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", callbacks=[cb], logger=False,
-                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                         max_epochs=1, default_root_dir=tmp_path)
-    trainer.fit(Tiny(), _loader())
-    saved = torch.load(tmp_path / "last.ckpt", weights_only=False)["callbacks"]["RankLog"]["generator_states"]
+@pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.is_initialized(), reason="fork after CUDA init")
+def test_ddp_fork_ranks_draw_their_own_streams_and_resume_their_own_state(tmp_path):
+    def fit(out, epochs, ckpt=None):
+        cb = RankLog(mixkit.MixUp(alpha=1.0, num_classes=K), seed=3, out=str(out))
+        trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", callbacks=[cb], logger=False,
+                             enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                             max_epochs=epochs, default_root_dir=out)
+        trainer.fit(Tiny(), _loader(), ckpt_path=ckpt)
+        return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    ranks = fit(tmp_path / "a", 1)
+    saved = torch.load(tmp_path / "a" / "last.ckpt", weights_only=False)["callbacks"]["RankLog"]["generator_states"]
     assert set(saved) == {0, 1}
-    firsts = []
     for r in range(2):
-        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
-        assert torch.equal(saved[r], got["state"])
+        assert torch.equal(saved[r], ranks[r]["state"])
         g = torch.Generator().manual_seed(derive_seed(3, r))
         ref = mixkit.MixUp(alpha=1.0, num_classes=K).mix(torch.zeros(8, 1, 4, 4), generator=g).lam
-        assert torch.equal(got["first"], ref)
-        firsts.append(got["first"])
-    assert not torch.equal(firsts[0], firsts[1])
-
+        assert torch.equal(ranks[r]["first"], ref)
+    assert not torch.equal(ranks[0]["first"], ranks[1]["first"])
+    # resumed under DDP, each rank continues its own stream from the checkpoint
+    resumed = fit(tmp_path / "b", 2, ckpt=tmp_path / "a" / "last.ckpt")
+    for r in range(2):
+        g = torch.Generator()
+        g.set_state(saved[r])
+        ref = mixkit.MixUp(alpha=1.0, num_classes=K).mix(torch.zeros(8, 1, 4, 4), generator=g).lam
+        assert torch.equal(resumed[r]["first"], ref)
 
 def test_import_mixkit_loads_neither_framework():
     import subprocess
