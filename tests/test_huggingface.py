@@ -139,3 +139,18 @@ def test_accelerate_loop_mixes_on_the_device_with_a_per_process_stream():
         opt.zero_grad()
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, accelerator.unwrap_model(net).parameters()))
+
+
+def test_training_loss_is_the_soft_cross_entropy_over_the_accumulated_samples(tmp_path):
+    t = _trainer(tmp_path, max_steps=1)
+    model = t.model.train()
+    ds = Images(4)
+    inputs = {"pixel_values": ds.x, "labels": ds.y}
+    for n_items, scale in ((None, 1.0), (torch.tensor(8.0), 0.5)):
+        torch.manual_seed(0)                              # ViT's dropout is 0; keep it deterministic anyway
+        loss = t.compute_loss(model, dict(inputs), num_items_in_batch=n_items)
+        res = t.last_result
+        soft = mixkit.soft_targets(ds.y, res, num_classes=K)
+        ref = mixkit.soft_cross_entropy(model(pixel_values=res.inputs).logits, soft)
+        assert float(loss) == pytest.approx(scale * float(ref), rel=1e-5)
+    assert inputs.keys() == {"pixel_values", "labels"}     # the caller's batch is not changed

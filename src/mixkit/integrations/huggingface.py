@@ -81,6 +81,9 @@ class MixTrainer(transformers.Trainer):
         outputs = model(**{self.input_key: x_mix}, **inputs)
         if self.model_accepts_loss_kwargs and num_items_in_batch is not None:   # Trainer does not divide then
             loss = soft_cross_entropy(outputs.logits, y_soft, reduction="sum") / num_items_in_batch
+            if getattr(self.args, "average_tokens_across_devices", False):     # a count over all processes
+                tp = getattr(self, "get_tp_size", lambda: 1)()
+                loss = loss * (self.accelerator.num_processes // tp if self.args.n_gpu <= 1 else self.args.n_gpu)
         else:
             loss = soft_cross_entropy(outputs.logits, y_soft)
         return (loss, outputs) if return_outputs else loss
