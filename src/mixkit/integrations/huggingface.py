@@ -19,6 +19,7 @@ from ..losses import soft_cross_entropy
 from ..mixers.base import Mixer
 from ..mixers.schedule import Scheduled
 from ..sampling import derive_seed
+from .batch import Batch
 from .transform import check_mixer, mix_batch, resolve_num_classes
 
 __all__ = ["MixTrainer"]
@@ -76,7 +77,8 @@ class MixTrainer(transformers.Trainer):
             if isinstance(m, Scheduled):
                 m.set_epoch(int(self.state.epoch or 0))
                 m.set_step(self.state.global_step)
-        x_mix, y_soft, res = mix_batch(self.mixer, x, y, self.num_classes, self.mix_generator(x.device))
+        x_mix, y_soft, res, _ = mix_batch(self.mixer, Batch(x, y, _no_rebuild, []), self.num_classes,
+                                          self.mix_generator(x.device), pairing="mixer")
         self.last_result = res
         outputs = model(**{self.input_key: x_mix}, **inputs)
         if self.model_accepts_loss_kwargs and num_items_in_batch is not None:   # Trainer does not divide then
@@ -87,3 +89,7 @@ class MixTrainer(transformers.Trainer):
         else:
             loss = soft_cross_entropy(outputs.logits, y_soft)
         return (loss, outputs) if return_outputs else loss
+
+
+def _no_rebuild(*_):  # MixTrainer passes the mixed images on itself
+    return None

@@ -137,12 +137,13 @@ class MixCallback(pl.Callback):
             if isinstance(m, Scheduled):
                 m.set_epoch(trainer.current_epoch)
                 m.set_step(trainer.global_step)
-        x, y, rebuild = split_batch(batch, self.labels_getter)
-        g = self.generator(x.device)
-        x_mix, y_out, res = mix_batch(self.mixer, x, y, self.num_classes, g, self.return_result)
+        parts = split_batch(batch, self.labels_getter)
+        g = self.generator(parts.x.device)
+        # the mixer's own pairing: the callback mixes exactly as mixer(x, y) would
+        x_mix, y_out, res, dense = mix_batch(self.mixer, parts, self.num_classes, g, self.return_result, pairing="mixer")
         self.batches += 1
         self.last_result = res
-        return rebuild(x_mix, y_out, res if self.return_result else None)
+        return parts.rebuild(x_mix, y_out, dense, res if self.return_result else None)
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> Dict[str, Any]:
