@@ -36,7 +36,7 @@ SECTIONS = [
                                    "targets.md", "registry.md", "integrations.md"]),
 ]
 TOP = [("Guide", "index.md"), ("Design", "design.md"), ("Speed", "speed.md"), ("Cost", "cost.md")]
-API_MARK = re.compile(r"<!-- mixkit-api: ([\w.]+) -->")
+API_MARK = re.compile(r"<!-- mixkit-api: ([\w.]+)( optional)? -->")
 DIRECTIVE = re.compile(r"^::: ([\w.]+)", re.M)
 # the nn.Module hooks that mkdocs.yml's filters leave out of the pages
 NOT_API = {"forward", "extra_repr", "get_extra_state", "set_extra_state"}
@@ -76,10 +76,21 @@ def on_config(config):
     return config
 
 
-def _api_blocks(package: str) -> str:
-    module = importlib.import_module(package)
-    out = []
-    for name in module.__all__:
+def _api_blocks(package: str, optional: bool = False) -> str:
+    """One ``:::`` block per class or function of ``package.__all__``; with ``optional``, nothing when the
+    module does not exist (any other import error is raised)."""
+    try:
+        module = importlib.import_module(package)
+    except ModuleNotFoundError as e:
+        if optional and e.name is not None and package.startswith(e.name) and e.name.startswith("mixkit"):
+            return ""
+        raise
+    out = [f"## `{package}`\n"] if optional else []
+    names = getattr(module, "__all__", None)
+    if names is None:  # the public classes and functions the module defines
+        names = [n for n, o in vars(module).items() if not n.startswith("_")
+                 and getattr(o, "__module__", None) == package]
+    for name in names:
         obj = getattr(module, name)
         if not (inspect.isclass(obj) or inspect.isfunction(obj)):
             continue  # constants are described in the page's text
@@ -101,9 +112,13 @@ def _undocumented(path: str) -> list[str]:
             if name.startswith("_") or name in NOT_API or f"{path}.{name}" in TO_DOCUMENT:
                 continue
             fn = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
-            # a property may be described in the class docstring instead (an ``Attributes:`` entry)
+            if not inspect.isfunction(fn):
+                continue
+            # an override may keep its base class's docstring (inspect.getdoc follows the MRO); a property
+            # may be described in the class docstring instead (an ``Attributes:`` entry)
+            inherited = inspect.getdoc(member if isinstance(member, property) else getattr(obj, name))
             described = isinstance(member, property) and re.search(rf"``{name}``|^\s+{name}:", doc, re.M)
-            if inspect.isfunction(fn) and not fn.__doc__ and not described:
+            if not inherited and not described:
                 missing.append(f"{path}.{name}")
     elif inspect.ismodule(obj):
         for name in getattr(obj, "__all__", []):
@@ -114,7 +129,7 @@ def _undocumented(path: str) -> list[str]:
 
 
 def on_page_markdown(markdown, page, config, files):
-    markdown = API_MARK.sub(lambda m: _api_blocks(m.group(1)), markdown)
+    markdown = API_MARK.sub(lambda m: _api_blocks(m.group(1), bool(m.group(2))), markdown)
     for path in DIRECTIVE.findall(markdown):
         for name in _undocumented(path):
             log.warning(f"{page.file.src_uri}: {name} has no docstring")

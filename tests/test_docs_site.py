@@ -64,9 +64,14 @@ def test_a_good_page_builds(tmp_path):
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "README.md").write_text("# Benchmarks\n")
     out = _broken_site(tmp_path, "[design](design.md#a-section), `benchmarks/README.md`: "
-                       "[it](../benchmarks/README.md)\n\n::: pkg_example.f\n",
-                       '"""A module."""\n\n\ndef f():\n    """Documented."""\n')
+                       "[it](../benchmarks/README.md)\n\n::: pkg_example.f\n\n"
+                       "<!-- mixkit-api: pkg_example -->\n\n<!-- mixkit-api: mixkit.not_a_module optional -->\n",
+                       '"""A module."""\n\n\ndef f():\n    """Documented."""\n\n\n'
+                       'class G:\n    """Also documented."""\n')
     assert out.returncode == 0, out.stderr[-3000:]
+    home = (tmp_path / "site" / "index.html").read_text()
+    assert 'id="pkg_example.G"' in home and "benchmarks/README.md</code>" in home
+    assert "not_a_module" not in home
 
 
 @pytest.mark.parametrize("page, module, message", [
