@@ -55,7 +55,7 @@ LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s#]+)(?P<anchor>#
 
 def _section(docs: Path, pattern: str, first: list[str]) -> list[str]:
     base = pattern.split("*")[0]
-    found = sorted(str(p.relative_to(docs)) for p in docs.glob(pattern))
+    found = sorted(p.relative_to(docs).as_posix() for p in docs.glob(pattern))
     head = [base + name for name in first if base + name in found]
     return head + [p for p in found if p not in head]
 
