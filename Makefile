@@ -1,13 +1,15 @@
 # mixkit: the two commands a newcomer runs (see README).
 #   make demo  -- set up a virtualenv and run the main job on the embedded default dataset
 #   make test  -- set up a virtualenv and run the test suite (what CI runs)
+#   make docs  -- build the documentation site from docs/ into build/site (strict: a warning fails)
+#   make package-check -- build the sdist and wheel, install the wheel into a fresh venv and use it
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU wheel of PyTorch, pinned so pip never pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup demo test bench-speed clean
+.PHONY: setup demo test docs package-check bench-speed clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,6 +25,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n 2 tests
 
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# tests/test_packaging.py with its fresh-venv check (it installs the pinned torch into a new venv)
+package-check: setup
+	MIXKIT_PACKAGE_CHECK=1 $(BIN)/python -m pytest tests/test_packaging.py
+
 # the speed and step-cost benchmarks (docs/speed.md, docs/cost.md and issue 10's goal table); timm without
 # its dependencies, because PyPI's torchvision does not load beside the pinned CPU torch (benchmarks/speed.py
 # loads timm's mixup module on its own and reports torchvision as skipped)
@@ -33,4 +42,4 @@ bench-speed: setup
 	$(BIN)/python benchmarks/model_aware_cost.py --threads 1 --out docs/cost.md
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info
