@@ -9,17 +9,25 @@ BIN := $(VENV)/bin
 # CPU wheel of PyTorch, pinned so pip never pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup demo test docs package-check bench-speed clean
+.PHONY: setup setup-bench setup-bench demo test docs package-check bench-speed clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# the main job needs only the benchmark's extras
+setup-bench: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e ".[bench]"
+
+# the tests: the dev extras, and the peers the tests compare against (timm without its dependencies,
+# because its torchvision would pull a CUDA build of torch; its mixup module needs only torch and numpy)
 setup: $(BIN)/python
 	$(BIN)/pip install -q $(TORCH_PIN)
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev]" kornia $(TORCH_PIN)
+	$(BIN)/pip install -q --no-deps timm
 
-demo: setup
+demo: setup-bench
 	$(BIN)/mixkit bench
 
 test: setup
