@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # CPU wheel of PyTorch, pinned so pip never pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup setup-bench setup-bench demo test docs package-check bench-speed clean
+.PHONY: setup setup-bench demo test docs package-check bench-speed clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
