@@ -96,10 +96,12 @@ class MethodSpec:
 
     @property
     def module(self) -> str:
+        """The module that defines the class (the part of ``target`` before the colon)."""
         return self.target.split(":", 1)[0]
 
     @property
     def class_name(self) -> str:
+        """The class's name in its module (the part of ``target`` after the colon)."""
         return self.target.split(":", 1)[1]
 
 

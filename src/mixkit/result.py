@@ -96,6 +96,7 @@ class MixResult:
 
     @property
     def batch_size(self) -> int:
+        """``B``, the number of mixed samples."""
         pair = self.__dict__.get("_pair")
         return int((pair[0] if pair is not None else self.index).shape[0])
 

@@ -155,6 +155,7 @@ class MixLearner(nn.Module):
 
     @property
     def total_steps(self) -> Optional[int]:
+        """Training iterations the momentum schedule spans (``None`` until set, e.g. by ``set_total_steps``)."""
         return self._schedule.total_steps
 
     def momentum_at(self, step: int) -> float:

@@ -51,6 +51,7 @@ class DirichletMixUp(Mixer):
         self.weight_dist = weights
 
     def sample_weights(self, n: int, generator: Optional[torch.Generator]) -> Tensor:
+        """``(n, k)`` float32 source weights, rows summing to 1: Dirichlet(alpha) or normalised Betas (``weight_dist``)."""
         if self.weight_dist == "dirichlet":
             return sampling.sample_dirichlet(self.alpha, self.k, (n,), generator)
         return sampling.sample_normalized_betas(self.alpha, self.k, (n,), generator)

@@ -78,10 +78,12 @@ class Scheduled(Composite):
     # ------------------------------------------------------------------ clock
     @property
     def epoch(self) -> int:
+        """The epoch last given by :meth:`set_epoch` (0 before)."""
         return int(self._clock[0])
 
     @property
     def global_step(self) -> int:
+        """The global step last given by :meth:`set_step` (0 before)."""
         return int(self._clock[1])
 
     def set_epoch(self, epoch: int) -> None:
