@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # CPU wheel of PyTorch, pinned so pip never pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup setup-bench demo test docs package-check bench-speed clean
+.PHONY: setup setup-bench demo test test-peers docs package-check bench-speed clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,6 +39,14 @@ docs: setup
 # tests/test_packaging.py with its fresh-venv check (it installs the pinned torch into a new venv)
 package-check: setup
 	MIXKIT_PACKAGE_CHECK=1 $(BIN)/python -m pytest tests/test_packaging.py
+
+# real torchvision beside a second torch (a large CUDA build, minutes to install): the torchvision-facing
+# tests against the real thing; `make test` does not need it (its tests use a local Tensor subclass)
+test-peers:
+	$(PY) -m venv .venv-tv
+	.venv-tv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+	.venv-tv/bin/pip install -q -e . pytest numpy torch==2.14.1
+	.venv-tv/bin/python -m pytest -q -p no:cacheprovider tests/test_tv_compat.py tests/test_integrations.py
 
 # the speed and step-cost benchmarks (docs/speed.md, docs/cost.md and issue 10's goal table); timm without
 # its dependencies, because PyPI's torchvision does not load beside the pinned CPU torch (benchmarks/speed.py

@@ -294,3 +294,26 @@ def test_against_torchvision_when_installed():
             tv(x[0], y[:1])
         with pytest.raises(ValueError, match="Expected a batched input"):
             MixTransform(mk, num_classes=K)(x[0], y[:1])
+
+
+def test_mixup_and_cutmix_equal_torchvision_on_the_same_draws_when_installed():
+    """With torchvision's pairing and its lambda fed to it, torchvision v2 and MixTransform give the same
+    batch and targets (MixUp); CutMix's box rule differs (torchvision's box is ``2 * int(r * W)`` wide), so
+    there the pasted pixels come from the same partner and both label by the realised area."""
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    import types
+    x, y = batch(6)
+    _, _, res = MixTransform(mixkit.MixUp(), num_classes=K, pairing="roll", return_result=True)(x, y, generator=gen(5))
+    xm, ym = MixTransform(mixkit.MixUp(), num_classes=K, pairing="roll")(x, y, generator=gen(5))
+    lam = float(res.lam[0])
+    tv = v2.MixUp(num_classes=K)
+    tv._dist = types.SimpleNamespace(sample=lambda *a, **k: torch.tensor(lam))
+    xt, yt = tv(x, y)
+    assert torch.allclose(xt, xm, atol=1e-6) and torch.allclose(yt, ym, atol=1e-6)
+    xt, yt = v2.CutMix(num_classes=K)(x, y)
+    for out, lab in ((xt, yt), MixTransform(mixkit.CutMix(), num_classes=K, pairing="roll")(x, y, generator=gen(6))):
+        changed = (out != x).any(1, keepdim=True).expand_as(x)
+        assert torch.equal(out[changed], x.roll(1, 0)[changed])
+        share = changed[:, 0].flatten(1).float().mean(1)
+        one = torch.nn.functional.one_hot(y, K).float()
+        assert torch.allclose(lab, one.roll(1, 0) * share[:, None] + one * (1 - share[:, None]), atol=1e-6)
