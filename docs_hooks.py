@@ -32,7 +32,7 @@ SECTIONS = [
     ("Integrations", "integrations/*.md", ["timm.md", "torchvision.md", "kornia.md", "lightning.md",
                                             "huggingface.md"]),
     ("Analyses", "analysis/*.md", ["index.md", "robustness.md", "gradients.md", "calibration.md", "cam.md",
-                                   "mutual_info.md", "efficiency.md"]),
+                                   "mutual_info.md", "efficiency.md", "transfer.md"]),
     ("Results", "results/**/*.md", ["README.md"]),
     ("API reference", "api/*.md", ["index.md", "mixers.md", "learned.md", "result.md", "losses.md",
                                    "targets.md", "registry.md", "integrations.md"]),
