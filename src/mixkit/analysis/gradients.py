@@ -182,12 +182,13 @@ def pair_split_probability(mixer: nn.Module, shape: Sequence[int], distances: Op
     Returns:
         dict of lists: ``distance``, ``split``, ``split_se``, ``coupling``, ``coupling_se``; ``n_masks``.
     """
+    g = default_generator(generator)
     if x is None:
         if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or any(
                 not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in shape):
             raise ValueError(f"shape must be one sample's (C, *spatial) positive ints, got {shape!r}")
         bs = check_batch_size(batch_size)
-        x = torch.zeros(max(bs, 2), *shape)
+        x = torch.zeros(max(bs, 2), *shape, device=g.device)
     else:
         check_x(x)
         if x.shape[0] < 2:
@@ -196,7 +197,6 @@ def pair_split_probability(mixer: nn.Module, shape: Sequence[int], distances: Op
         raise ValueError(f"n_masks must be a positive int, got {n_masks!r}")
     dims = _spatial_axes(x.ndim, axis)
     ds = _distances(distances, [x.shape[d] for d in dims])
-    g = default_generator(generator)
     one_map = getattr(mixer, "mode", "sample") == "batch"
     splits, couplings, got = [], [], 0
     while got < n_masks:
