@@ -13,7 +13,7 @@ from mixkit.analysis import gradients as G
 
 
 class Linear1d(nn.Module):
-    """logits = W flatten(x) + b for (N, C, L) inputs."""
+    """logits = W flatten(x) + b for (N, C, *spatial) inputs."""
 
     def __init__(self, d: int, k: int, seed: int = 0) -> None:
         super().__init__()
@@ -34,9 +34,10 @@ def _closed_form_grad(model: Linear1d, x: torch.Tensor, y: torch.Tensor, mean: f
     return ((p - onehot) @ w / scale).reshape(x.shape)
 
 
-def test_linear_model_input_gradient_is_the_closed_form():
+@pytest.mark.parametrize("shape", [(2, 5), (2, 5, 1), (1, 2, 5)])  # 1-D and 2-D inputs
+def test_linear_model_input_gradient_is_the_closed_form(shape):
     g = torch.Generator().manual_seed(1)
-    x, y = torch.rand(7, 2, 5, generator=g), torch.randint(0, 3, (7,), generator=g)
+    x, y = torch.rand(7, *shape, generator=g), torch.randint(0, 3, (7,), generator=g)
     model = Linear1d(10, 3)
     got = G.input_gradients(model, x, y, batch_size=3)  # three batches
     assert got.shape == x.shape and got.dtype == torch.float32
