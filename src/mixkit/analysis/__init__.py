@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_SUBMODULES = ("robustness", "gradients", "calibration", "cam", "mutual_info", "efficiency", "transfer")
+_SUBMODULES = ("robustness", "gradients", "calibration", "cam", "mutual_info", "efficiency", "transfer", "run")
 
 
 def __getattr__(name: str) -> Any:
