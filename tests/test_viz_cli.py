@@ -388,10 +388,11 @@ def test_pyproject_declares_bench_in_the_entry_point_group():
 
     meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     group = meta["project"]["entry-points"][cli.ENTRY_POINT_GROUP]
-    assert group == {"bench": "mixkit.cli.bench:register"}
+    assert group == {"bench": "mixkit.cli.bench:register", "analyze": "mixkit.cli.analyze:register"}
     sub = argparse.ArgumentParser().add_subparsers(dest="command")
-    importlib.metadata.EntryPoint("bench", group["bench"], cli.ENTRY_POINT_GROUP).load()(sub)
-    assert {"bench", "report"} <= set(sub.choices)
+    for name in ("bench", "analyze"):
+        importlib.metadata.EntryPoint(name, group[name], cli.ENTRY_POINT_GROUP).load()(sub)
+    assert {"bench", "report", "analyze"} <= set(sub.choices)
 
 
 def test_cli_extension_registers_a_subcommand(monkeypatch, capsys):
