@@ -98,3 +98,27 @@ def test_cli_runs_and_reports_errors_in_one_line(run_dir, capsys):
     assert main(["analyze", str(run_dir / "missing")]) == 2
     assert main(["analyze", str(run_dir), "--analyses", "transfer"]) == 2
     assert "--transfer-dataset" in capsys.readouterr().err
+
+
+def test_cam_and_mutual_info_and_no_resume_keeps_the_other_analyses(run_dir):
+    run.analyze(run_dir, ["calibration", "cam", "mutual_info"], max_eval=40, vae_epochs=1, progress=False)
+    recs = _records(run_dir)
+    cams = [r for r in recs if r["analysis"] == "cam"]
+    assert len(cams) == 4 and all(0 <= r["metrics"]["share_on_own_region_anchor"] <= 1 for r in cams)
+    mi = [r for r in recs if r["analysis"] == "mutual_info"]
+    assert sorted((r["method"], r["seed"]) for r in mi) == [("mixup", 0), ("mixup", 1), ("vanilla", 0), ("vanilla", 1)]
+    assert "## mutual_info" in (run_dir / "analysis.md").read_text()
+    run.analyze(run_dir, ["cam"], max_eval=40, resume=False, progress=False)
+    after = _records(run_dir)
+    assert [r for r in after if r["analysis"] != "cam"] == [r for r in recs if r["analysis"] != "cam"]
+    assert len([r for r in after if r["analysis"] == "cam"]) == 4
+
+
+def test_checkpoint_mode_writes_where_asked(bench_run, tmp_path, capsys):
+    ckpt = bench_run / "state" / "mixup-s1.pt"
+    assert main(["analyze", "--checkpoint", str(ckpt), "--analyses", "calibration", "--out", str(tmp_path / "a"),
+                 "--quiet"]) == 0
+    (rec,) = _records(tmp_path / "a")
+    assert rec["checkpoint"] == "mixup-s1" and "ece" in rec["metrics"]
+    assert main(["analyze", str(bench_run), "--checkpoint", str(ckpt)]) == 2
+    assert "not both" in capsys.readouterr().err

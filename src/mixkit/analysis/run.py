@@ -83,6 +83,27 @@ def _calibration(model, x, y, ctx) -> Dict[str, float]:
     return calibration.calibration_summary(_logits(model, x), y)
 
 
+def _cam(model, x, y, ctx) -> Dict[str, float]:
+    """Grad-CAM of the last stage on CutMix-mixed test samples (one box per sample, the same draws for every
+    checkpoint, so the methods are compared on the same mixes): how much of each source's class map lies on
+    its own region."""
+    from ..hooks import stage_names
+    from ..mixers import CutMix
+    from . import cam
+
+    layer = "model." + stage_names(ctx["net"])[-1]
+    res = CutMix(alpha=1.0, mode="sample").mix(x[:200], generator=torch.Generator().manual_seed(0))
+    out = cam.cam_share_on_sources(model, res, y[:200], layer)
+    share, weight = out["share"].double(), out["weight"].double()
+    ok = torch.isfinite(share).all(1)
+    share, weight = share[ok], weight[ok]
+    dev = share - weight
+    return {"share_on_own_region_anchor": float(share[:, 0].mean()), "label_weight_anchor": float(weight[:, 0].mean()),
+            "mean_abs_share_minus_weight": float(dev.abs().mean()),
+            "share_weight_correlation": float(torch.corrcoef(torch.stack([share.flatten(), weight.flatten()]))[0, 1]),
+            "n_samples": int(ok.sum())}
+
+
 def _transfer(model, x, y, ctx) -> Dict[str, float]:
     second = ctx.get("transfer")
     if second is None:
@@ -101,9 +122,18 @@ ANALYSES: Dict[str, tuple] = {
     "gradients": (_gradients, "input-gradient norms, mean |g_a g_b| and the gradient correlation by pixel distance d "
                               "along the axes, first-layer weight norm"),
     "calibration": (_calibration, "ECE, adaptive ECE, classwise ECE, temperature-scaled ECE and NLL"),
+    "cam": (_cam, "Grad-CAM of the last stage on CutMix-mixed test samples (one box per sample): the share of each source's class map on "
+                  "its own region against its label weight (a model attending in proportion to its label has "
+                  "share = weight)"),
     "transfer": (_transfer, "linear probe and fine-tune top-1 on a second dataset"),
 }
-DEFAULT_ANALYSES = ("deepfool", "noise", "gradients", "calibration")
+#: run-level analyses (need the run, not one checkpoint)
+RUN_ANALYSES = {
+    "efficiency": "training time per epoch against final top-1",
+    "mutual_info": "the FMix paper's VAE mutual information between a VAE trained on real data and one trained on "
+                   "data mixed by each method of the run (nats; per seed of the run)",
+}
+DEFAULT_ANALYSES = ("deepfool", "noise", "gradients", "calibration", "cam")
 
 
 def _key(analysis: str, settings: Dict[str, Any]) -> str:
@@ -111,39 +141,67 @@ def _key(analysis: str, settings: Dict[str, Any]) -> str:
 
 
 def analyze(run_dir: PathLike, analyses: Sequence[str] = DEFAULT_ANALYSES, *, max_eval: int = 500,
-            device: str = "cpu", transfer_dataset: Optional[str] = None, data_dir: Optional[str] = None,
-            transfer_n: int = 1000, transfer_epochs: int = 5, resume: bool = True, progress: bool = True,
+            device: str = "cpu", checkpoints: Optional[Sequence[PathLike]] = None, dataset: Optional[str] = None,
+            transfer_dataset: Optional[str] = None, data_dir: Optional[str] = None, transfer_n: int = 1000,
+            transfer_epochs: int = 5, vae_epochs: int = 20, resume: bool = True, progress: bool = True,
             log: Optional[Callable[[str], None]] = None) -> Path:
-    """Run ``analyses`` on every checkpoint of ``run_dir``; returns the path of ``analysis.md``."""
+    """Run ``analyses`` on every checkpoint of ``run_dir`` (or on ``checkpoints``, writing into ``run_dir``)
+    and write ``analysis.md`` there; returns its path.
+
+    ``dataset`` (with ``data_dir``) evaluates the checkpoints on another dataset than their run's (same
+    input shape); the run-level analyses (``efficiency``, ``mutual_info``) need the run's ``results.jsonl``.
+    """
     run_dir = Path(run_dir)
     names = list(analyses)
-    bad = [a for a in names if a not in ANALYSES and a != "efficiency"]
+    valid = list(ANALYSES) + list(RUN_ANALYSES)
+    bad = [a for a in names if a not in valid]
     if bad or not names:
-        raise ValueError(f"analyses must be among {', '.join(list(ANALYSES) + ['efficiency'])}, got {bad or names}")
+        raise ValueError(f"analyses must be among {', '.join(valid)}, got {bad or names}")
     if not isinstance(max_eval, int) or max_eval < 1:
         raise ValueError(f"max_eval must be a positive int, got {max_eval!r}")
     if "transfer" in names and not transfer_dataset:
         raise ValueError("the transfer analysis needs a second dataset: pass --transfer-dataset NAME")
-    ckpts = sorted((run_dir / "state").glob("*.pt"))
-    per_ckpt = [a for a in names if a != "efficiency"]
+    ckpts = sorted((run_dir / "state").glob("*.pt")) if checkpoints is None else [Path(c) for c in checkpoints]
+    per_ckpt = [a for a in names if a in ANALYSES]
     if per_ckpt and not ckpts:
         raise FileNotFoundError(f"{str(run_dir)!r} has no checkpoints in state/ (a `mixkit bench --out` folder)")
+    for c in ckpts:
+        if not c.is_file():
+            raise FileNotFoundError(f"checkpoint {str(c)!r} does not exist")
+    if any(a in RUN_ANALYSES for a in names) and not (run_dir / "results.jsonl").is_file():
+        raise FileNotFoundError(f"the run-level analyses ({', '.join(a for a in names if a in RUN_ANALYSES)}) need "
+                                f"{str(run_dir / 'results.jsonl')!r}: pass a `mixkit bench --out` folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
     out = run_dir / "analysis.jsonl"
-    records: List[Dict[str, Any]] = read_jsonl(out) if resume and out.is_file() else []
+    records: List[Dict[str, Any]] = read_jsonl(out) if out.is_file() else []
+    if not resume:  # recompute the chosen analyses; the records of the others stay
+        records = [r for r in records if r.get("analysis") not in names]
     done = {(r.get("checkpoint"), r.get("analysis"), r.get("key")) for r in records}
-    settings = {"max_eval": max_eval, "transfer_dataset": transfer_dataset, "transfer_n": transfer_n,
-                "transfer_epochs": transfer_epochs}
+    settings = {"max_eval": max_eval, "dataset": dataset, "transfer_dataset": transfer_dataset,
+                "transfer_n": transfer_n, "transfer_epochs": transfer_epochs}
     todo = [(c, a) for c in ckpts for a in per_ckpt if (c.stem, a, _key(a, settings)) not in done]
-    bar = _bar(len(todo), progress)
+    mi_settings = {"vae_epochs": vae_epochs}
+    mi_todo = "mutual_info" in names and ("run", "mutual_info", _key("mutual_info", mi_settings)) not in done
+    bar = _bar(len(todo) + int(mi_todo), progress)
     data_cache: Dict[str, Any] = {}
     dev = torch.device(device)
+
+    def add(rec: Dict[str, Any], what: str) -> None:
+        records.append(rec)
+        atomic_write_jsonl(out, records)
+        if bar is not None:
+            bar.update(1)
+        elif log is not None:
+            log(f"{what} done")
+
     try:
         for ckpt in ckpts:
             mine = [a for c, a in todo if c == ckpt]
             if not mine:
                 continue
             net, info = transfer.load_bench_model(ckpt)
-            ds = _data(info["config"], data_cache)
+            config = dict(info["config"], **({"dataset": dataset, "data_dir": data_dir} if dataset else {}))
+            ds = _data(config, data_cache)
             model = _Normalized(net, ds.mean, ds.std).to(dev).eval()
             x, y = ds.x_test[:max_eval].to(dev), ds.y_test[:max_eval].to(dev)
             ctx = {"net": net, "transfer_epochs": transfer_epochs}
@@ -152,18 +210,41 @@ def analyze(run_dir: PathLike, analyses: Sequence[str] = DEFAULT_ANALYSES, *, ma
             for a in mine:
                 t0 = time.perf_counter()
                 metrics = ANALYSES[a][0](model, x, y, ctx)
-                records.append({"checkpoint": ckpt.stem, "method": info["method"], "seed": info["seed"],
-                                "analysis": a, "key": _key(a, settings), "settings": settings,
-                                "metrics": metrics, "time_s": time.perf_counter() - t0})
-                atomic_write_jsonl(out, records)
-                if bar is not None:
-                    bar.update(1)
-                elif log is not None:
-                    log(f"{ckpt.stem}: {a} done")
+                add({"checkpoint": ckpt.stem, "method": info["method"], "seed": info["seed"], "analysis": a,
+                     "key": _key(a, settings), "settings": settings, "metrics": metrics,
+                     "time_s": time.perf_counter() - t0}, f"{ckpt.stem}: {a}")
+        if mi_todo:
+            t0 = time.perf_counter()
+            for rec in _mutual_info(run_dir, vae_epochs, data_cache):
+                records.append(dict(rec, checkpoint="run", analysis="mutual_info", key=_key("mutual_info", mi_settings),
+                                    settings=mi_settings, time_s=time.perf_counter() - t0))
+            add(records.pop(), "mutual_info")
     finally:
         if bar is not None:
             bar.close()
     return write_analysis_report(run_dir, names)
+
+
+def _mutual_info(run_dir: Path, vae_epochs: int, cache: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One record per (method, seed) of the run: MI of a VAE on data mixed by the method with the real-data VAE."""
+    from ..bench.step import build_mixer
+    from ..registry import spec
+    from .mutual_info import mixing_mi_table
+
+    results = read_jsonl(run_dir / "results.jsonl")
+    config = results[-1]["config"]
+    cfg = BenchConfig.from_dict({k: v for k, v in config.items() if k in BenchConfig.__dataclass_fields__})
+    ds = _data(config, cache)
+    methods = [m for m in cfg.methods if m != "vanilla" and not spec(m).needs_model]
+    out = []
+    for seed in cfg.seeds:
+        mixers = {m: build_mixer(cfg, m, ds.num_classes) for m in methods}
+        table = mixing_mi_table(ds.x_train, mixers, eval_data=ds.x_test, epochs=vae_epochs,
+                                generator=torch.Generator().manual_seed(int(seed)))
+        for name, r in table.items():
+            out.append({"method": "vanilla" if name == "real" else name, "seed": seed,
+                        "metrics": {"mi": r["mi"], "rate": r["rate"], "mse": r["mse"]}})
+    return out
 
 
 def write_analysis_report(run_dir: PathLike, analyses: Optional[Iterable[str]] = None) -> Path:
@@ -182,7 +263,10 @@ def write_analysis_report(run_dir: PathLike, analyses: Optional[Iterable[str]] =
         recs = [r for r in records if r.get("analysis") == a]
         if not recs:
             continue
-        lines += [f"## {a}", "", ANALYSES[a][1] + ".", "", _table(recs), ""]
+        about = ANALYSES[a][1] if a in ANALYSES else RUN_ANALYSES[a]
+        if a == "mutual_info":
+            about += "; the vanilla row is the real-data VAE against itself"
+        lines += [f"## {a}", "", about + ".", "", _table(recs), ""]
         if a == "noise":
             png = _noise_plot(recs, run_dir / "noise.png")
             if png:
