@@ -1,11 +1,12 @@
 """The paired comparisons behind issue 12's verdict table (docs/results/README.md, section 3), read from the
 committed MNIST-1D run and its analyses.
 
-Usage:  python scripts/mnist1d_claims.py [RUN_DIR]      (default docs/results/mnist1d_analyses)
+Usage:  python scripts/mnist1d_claims.py [RUN_DIR [ALTERNATION_RUN_DIR]]
+        (defaults docs/results/mnist1d_analyses and docs/results/mnist1d_alternation)
 
 Prints, over the 3 paired seeds, mean differences with 95% t intervals: the top-1 order of claim 1, MixUp
 against the masking methods for DeepFool and uniform noise (claim 3), and the input-gradient pair profile's
-long-range / short-range ratio per method (claim 4).
+long-range / short-range ratio per method (claim 4), and the MixUp + FMix alternation against each alone (claim 5).
 """
 from __future__ import annotations
 
@@ -54,6 +55,15 @@ def main(argv) -> int:
         diff = "" if m == "vanilla" else "  vs vanilla " + _fmt(paired_difference(ratio[m], ratio["vanilla"]))
         vs_mixup = "" if m in ("vanilla", "mixup") else "  vs mixup " + _fmt(paired_difference(ratio[m], ratio["mixup"]))
         print(f"  {m}: {st.mean:.3f} ± {st.std:.3f}{diff}{vs_mixup}")
+    alt = Path(argv[1] if len(argv) > 1 else "docs/results/mnist1d_alternation")
+    if (alt / "results.jsonl").is_file():
+        t5 = {}
+        for r in (json.loads(x) for x in (alt / "results.jsonl").read_text().splitlines() if x.strip()):
+            if r.get("final"):
+                t5.setdefault(r["method"], {})[r["seed"]] = r["test_top1"]
+        print("claim 5: top-1 of mixup+fmix minus")
+        for other in ("mixup", "fmix", "vanilla"):
+            print(f"  {other}: {_fmt(paired_difference(t5['mixup+fmix'], t5[other]))}")
     return 0
 
 

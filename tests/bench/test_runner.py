@@ -201,3 +201,47 @@ def test_torchrun_prints_results_once(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("results:") == 1 and proc.stdout.count("report:") == 1, proc.stdout
+
+
+def test_an_alternation_of_two_methods_runs_and_resumes_on_the_same_part(tmp_path):
+    """`--methods mixup+fmix`: MixUp and FMix on alternate batches (the FMix repository's alt_mixup_fmix),
+    the part of each batch chosen from the global step, so a resumed run continues the alternation."""
+    from mixkit.bench.config import BenchConfig
+    from mixkit.bench.data import load_dataset, subset
+    from mixkit.bench.step import build_mixer, build_parts, method_params, train_step, make_generator
+    from mixkit.mixers.compose import Alternate
+
+    cfg = BenchConfig.from_dict({"dataset": "digits", "epochs": 1, "methods": ["vanilla", "mixup+fmix"],
+                                 "method_params": {"mixup": {"alpha": 0.5}}, "augment": False})
+    ds = subset(load_dataset("digits"), 64, 32, seed=0)
+    m = build_mixer(cfg, "mixup+fmix", ds.num_classes)
+    assert isinstance(m, Alternate) and [type(c).__name__ for c in m.mixers] == ["MixUp", "FMix"]
+    assert m.mixers[0].alpha == 0.5
+    assert method_params(cfg, "mixup+fmix") == {"mixup.alpha": 0.5, "fmix.alpha": 1.0, "fmix.decay_power": 3.0}
+    with pytest.raises(ValueError, match="hand-crafted"):
+        build_mixer(cfg, "mixup+puzzlemix", ds.num_classes)
+    parts = build_parts(cfg, ds, "mixup+fmix", 0, torch.device("cpu"))
+    chosen = []
+    real = parts.mixer.mix
+
+    def spy(*a, **kw):
+        res = real(*a, **kw)
+        chosen.append(res.params["method"])
+        return res
+
+    parts.mixer.mix = spy
+    g = make_generator(0, "mix")
+    for _ in range(3):
+        train_step(parts, ds.x_train[:16], ds.y_train[:16], g, g)
+    parts.sched.last_epoch = 7  # as after a resume at global step 7: the schedule's state is checkpointed
+    train_step(parts, ds.x_train[:16], ds.y_train[:16], g, g)
+    assert chosen == ["MixUp", "FMix", "MixUp", "FMix"]
+
+
+def test_an_alternations_run_key_follows_its_parts_parameters():
+    from mixkit.bench.config import BenchConfig
+
+    a = BenchConfig.from_dict({"methods": ["mixup+fmix"]})
+    b = BenchConfig.from_dict({"methods": ["mixup+fmix"], "method_params": {"fmix": {"decay_power": 2.0}}})
+    assert b.params_for("mixup+fmix") == {"fmix.decay_power": 2.0}
+    assert a.run_key("mixup+fmix") != b.run_key("mixup+fmix")

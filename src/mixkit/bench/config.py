@@ -120,7 +120,7 @@ class BenchConfig:
             raise ValueError(f"seeds are repeated: {self.seeds} (each seed is one run; give each once)")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"methods are repeated: {self.methods}")
-        unknown = set(self.method_params) - set(self.methods)
+        unknown = set(self.method_params) - set(self.methods) - {p for m in self.methods for p in m.split("+")}
         if unknown:
             raise ValueError(f"method_params given for methods not in the run: {sorted(unknown)}")
 
@@ -184,6 +184,10 @@ class BenchConfig:
         return max(1, min(4, os.cpu_count() or 1))
 
     def params_for(self, method: str) -> Dict[str, Any]:
+        """The hyper-parameters the config gives ``method``; for an alternation ``a+b``, each part's, keyed
+        ``part.name`` (so they enter its run key)."""
+        if "+" in method:
+            return {f"{p}.{k}": v for p in method.split("+") for k, v in self.method_params.get(p, {}).items()}
         return dict(self.method_params.get(method, {}))
 
 

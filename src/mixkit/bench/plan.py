@@ -17,7 +17,7 @@ from .config import BenchConfig
 from .data import DataSplit
 from .io import CheckpointError, load_checkpoint
 from .models import build_model
-from .step import build_mixer, resolve_device
+from .step import build_mixer, method_parts, needs_model, resolve_device
 
 __all__ = ["PlanError", "check_methods", "check_plan", "check_checkpoints"]
 
@@ -32,19 +32,22 @@ def _method_problems(cfg: BenchConfig, ds: DataSplit) -> Tuple[List[str], List[s
     for m in cfg.methods:
         if m == "vanilla":
             continue
-        try:
-            registry.spec(m)
-        except ValueError as e:
-            problems.append(f"{e} (see `mixkit list`)")
-            continue
-        if not registry.is_available(m):
-            problems.append(f"{m}: not available ({registry.describe(m).get('error', 'import failed')})")
-            continue
-        dims = registry.spatial_dims(m)
-        if ds.spatial_dims not in dims:
-            problems.append(f"{m}: supports {dims}-D data, dataset {ds.name!r} is {ds.spatial_dims}-D")
-            continue
-        ok.append(m)
+        found = []
+        for part in method_parts(m):  # an alternation "a+b": every part must run
+            try:
+                registry.spec(part)
+            except ValueError as e:
+                found.append(f"{e} (see `mixkit list`)")
+                continue
+            if not registry.is_available(part):
+                found.append(f"{part}: not available ({registry.describe(part).get('error', 'import failed')})")
+                continue
+            dims = registry.spatial_dims(part)
+            if ds.spatial_dims not in dims:
+                found.append(f"{part}: supports {dims}-D data, dataset {ds.name!r} is {ds.spatial_dims}-D")
+        problems += found
+        if not found:
+            ok.append(m)
     return problems, ok
 
 
@@ -72,7 +75,7 @@ def check_plan(cfg: BenchConfig, ds: DataSplit) -> None:
         problems.append(f"--model: {e}")
         model = None
     for m in methods:
-        if model is None and registry.spec(m).needs_model:
+        if model is None and needs_model(m):
             continue
         try:
             build_mixer(cfg, m, ds.num_classes, model, ds.mean, ds.std)

@@ -19,13 +19,12 @@ from typing import Dict, Optional
 
 import torch
 
-from .. import registry
 from .config import BenchConfig
 from .data import DataSplit, load_dataset, subset
 from .io import atomic_path, read_jsonl
 from .outdir import THROUGHPUT, check_same_config, discard_results, read_runs, write_results
 from .plan import check_checkpoints, check_methods, check_plan
-from .step import DistInfo, build_mixer, make_generator, method_params, resolve_device
+from .step import DistInfo, build_mixer, make_generator, method_params, needs_model, resolve_device
 from .stop import Interrupted, StopRequest, flag_is_set, sigint_ignored
 from .throughput import throughput_is_current, time_methods, write_throughput
 from .trainer import train_run
@@ -294,7 +293,7 @@ def write_gallery(cfg: BenchConfig, ds: DataSplit, path: Path, n: int = 6) -> Op
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover
         return None
-    methods = [m for m in cfg.methods if m != "vanilla" and not registry.spec(m).needs_model]
+    methods = [m for m in cfg.methods if m != "vanilla" and not needs_model(m)]
     if not methods or ds.spatial_dims != 2:
         return None
     g = make_generator(0, "gallery")

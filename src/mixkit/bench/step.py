@@ -13,7 +13,7 @@ import inspect
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -22,6 +22,7 @@ from torch import nn
 from .. import registry
 from ..hooks import stage_names
 from ..losses import bce_on_softmax, soft_cross_entropy
+from ..mixers.compose import Alternate
 from ..sampling import derive_seed
 from ..targets import one_hot, soft_targets
 from .config import BenchConfig, effective_settings
@@ -67,10 +68,24 @@ class DistInfo:
             dist.barrier()
 
 
+def method_parts(method: str) -> List[str]:
+    """The methods a bench method name is made of: ``"mixup+fmix"`` alternates MixUp and FMix batch by batch
+    (the FMix repository's ``alt_mixup_fmix``), a plain name is itself."""
+    return method.split("+") if "+" in method else [method]
+
+
+def needs_model(method: str) -> bool:
+    """Whether the method (or a part of an alternation) takes the model."""
+    return any(registry.spec(p).needs_model for p in method_parts(method))
+
+
 def method_params(cfg: BenchConfig, method: str) -> Dict[str, Any]:
-    """The method's effective hyper-parameters: registry defaults overridden by the config."""
+    """The method's effective hyper-parameters: registry defaults overridden by the config (for an
+    alternation, each part's, keyed ``part.name``)."""
     if method == "vanilla":
         return {}
+    if "+" in method:
+        return {f"{p}.{k}": v for p in method_parts(method) for k, v in method_params(cfg, p).items()}
     params = dict(registry.describe(method).get("defaults", {}))
     params.update(cfg.params_for(method))
     return params
@@ -84,6 +99,13 @@ def build_mixer(cfg: BenchConfig, method: str, num_classes: int, model: Optional
     smoothness term and adversarial step work on de-normalised pixels."""
     if method == "vanilla":
         return None
+    if "+" in method:  # an alternation: one part per batch, in order (driven by the global step, see train_step)
+        parts = method_parts(method)
+        for p in parts:
+            if p == "vanilla" or registry.is_learned(p) or registry.spec(p).needs_model:
+                raise ValueError("an alternation takes hand-crafted methods (not vanilla, model-aware or "
+                                 f"learned ones), got {p!r}")
+        return Alternate([build_mixer(cfg, p, num_classes, model, mean, std) for p in parts], num_classes=num_classes)
     kw = method_params(cfg, method)
     if registry.is_learned(method):  # AutoMix / AdAutoMix: the generator reads the second-to-last stage
         if "feature_layer" not in cfg.params_for(method):
@@ -212,7 +234,10 @@ def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor, g_aug: torch
             inputs, target = xb, one_hot(yb, K, cfg.smoothing)
         else:
             t0 = _clock(parts.device) if timing is not None else 0.0
-            res = parts.mixer.mix(xb, yb, generator=g_mix, **({"forward": parts.net} if parts.mixer.runs_model else {}))
+            opts = {"forward": parts.net} if parts.mixer.runs_model else {}
+            if isinstance(parts.mixer, Alternate):  # the part of this batch from the global step (resumes exactly)
+                opts["step"] = parts.sched.last_epoch
+            res = parts.mixer.mix(xb, yb, generator=g_mix, **opts)
             inputs, target, logits = res.inputs, soft_targets(yb, res, K, cfg.smoothing), res.outputs
             if timing is not None:
                 timing["mix"] = timing.get("mix", 0.0) + _clock(parts.device) - t0

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--n-test", dest="n_test", type=int)
     p.add_argument("--model", help="resnet8 (default), resnet20, resnet18, preactresnet18, cnn1d")
     p.add_argument("--width", type=int)
-    p.add_argument("--methods", help="comma list, e.g. vanilla,mixup,cutmix,fmix (see `mixkit list`)")
+    p.add_argument("--methods", help="comma list, e.g. vanilla,mixup,cutmix,fmix (see `mixkit list`); a+b alternates "
+                                      "two methods batch by batch, e.g. mixup+fmix (the FMix repository's alt_mixup_fmix)")
     add_param_option(p, qualified=True,
                      help="method hyper-parameters, e.g. --param mixup.alpha=0.2 cutmix.alpha=1 (repeatable)")
     p.add_argument("--mode", choices=["batch", "sample"])
