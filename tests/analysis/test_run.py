@@ -105,6 +105,9 @@ def test_cam_and_mutual_info_and_no_resume_keeps_the_other_analyses(run_dir):
     recs = _records(run_dir)
     cams = [r for r in recs if r["analysis"] == "cam"]
     assert len(cams) == 4 and all(0 <= r["metrics"]["share_on_own_region_anchor"] <= 1 for r in cams)
+    for m in ("vanilla", "mixup"):  # one picture per method, shown in the report
+        assert (run_dir / f"cam_{m}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"cam_{m}.png" in (run_dir / "analysis.md").read_text()
     mi = [r for r in recs if r["analysis"] == "mutual_info"]
     assert sorted((r["method"], r["seed"]) for r in mi) == [("mixup", 0), ("mixup", 1), ("vanilla", 0), ("vanilla", 1)]
     assert "## mutual_info" in (run_dir / "analysis.md").read_text()

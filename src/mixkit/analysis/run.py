@@ -98,6 +98,10 @@ def _cam(model, x, y, ctx) -> Dict[str, float]:
     ok = torch.isfinite(share).all(1)
     share, weight = share[ok], weight[ok]
     dev = share - weight
+    pic = ctx.get("cam_picture")
+    if pic is not None and x.dim() == 4:  # the pictures are 2-D: clean and mixed samples with each source's map
+        cam.show_cams(model, x[:4], layer, y=y[:4], res=CutMix(alpha=1.0, mode="sample").mix(
+            x[:4], generator=torch.Generator().manual_seed(1)), out=pic)
     return {"share_on_own_region_anchor": float(share[:, 0].mean()), "label_weight_anchor": float(weight[:, 0].mean()),
             "mean_abs_share_minus_weight": float(dev.abs().mean()),
             "share_weight_correlation": float(torch.corrcoef(torch.stack([share.flatten(), weight.flatten()]))[0, 1]),
@@ -205,6 +209,9 @@ def analyze(run_dir: PathLike, analyses: Sequence[str] = DEFAULT_ANALYSES, *, ma
             model = _Normalized(net, ds.mean, ds.std).to(dev).eval()
             x, y = ds.x_test[:max_eval].to(dev), ds.y_test[:max_eval].to(dev)
             ctx = {"net": net, "transfer_epochs": transfer_epochs}
+            if "cam" in mine and not any(r.get("analysis") == "cam" and r.get("method") == info["method"]
+                                         for r in records):  # one picture per method (its first checkpoint)
+                ctx["cam_picture"] = run_dir / f"cam_{info['method']}.png"
             if "transfer" in mine:
                 ctx["transfer"] = _second(transfer_dataset, data_dir, transfer_n, data_cache)
             for a in mine:
@@ -271,6 +278,11 @@ def write_analysis_report(run_dir: PathLike, analyses: Optional[Iterable[str]] =
             png = _noise_plot(recs, run_dir / "noise.png")
             if png:
                 lines += [f"![uniform noise]({png.name})", ""]
+        if a == "cam":
+            for m in sorted({r["method"] for r in recs}, key=lambda k: (k != "vanilla", k)):
+                if (run_dir / f"cam_{m}.png").is_file():
+                    lines += [f"Class maps of the {m} model (clean, then CutMix-mixed with each source's map):", "",
+                              f"![cam {m}](cam_{m}.png)", ""]
     return atomic_write_text(run_dir / "analysis.md", "\n".join(lines))
 
 
