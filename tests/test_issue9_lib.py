@@ -8,6 +8,7 @@ import torch
 
 import mixkit
 from mixkit import sampling
+from tvlike import ImageLike
 
 
 # ---------------------------------------------------------------- item 10: tiny alpha
@@ -122,34 +123,15 @@ def test_unbatched_chw_image_is_refused_as_ambiguous():
 
 
 # ---------------------------------------------------------------- item 14: tensor subclass kept
-class _Image(torch.Tensor):
-    """Like torchvision's tv_tensors.Image: most torch ops return a plain Tensor."""
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        out = super().__torch_function__(func, types, args, kwargs or {})
-        if func in (torch.Tensor.clone, torch.Tensor.to, torch.Tensor.detach):
-            return out
-        return _unwrap(out)
-
-
-def _unwrap(out):
-    if isinstance(out, torch.Tensor) and type(out) is not torch.Tensor:
-        return out.as_subclass(torch.Tensor)
-    if isinstance(out, (tuple, list)):
-        return type(out)(_unwrap(o) for o in out)
-    return out
-
-
 @pytest.mark.parametrize("make", [lambda: mixkit.MixUp(num_classes=4), lambda: mixkit.CutMix(num_classes=4),
                                   lambda: mixkit.CutMix(num_classes=4, mode="sample"),
                                   lambda: mixkit.FMix(num_classes=4), lambda: mixkit.DirichletMixUp(num_classes=4),
                                   lambda: mixkit.MixUp(num_classes=4, p=0.0)])
 def test_mixed_batch_keeps_the_input_tensor_subclass(make):
-    x = torch.rand(4, 3, 16, 16).as_subclass(_Image)
+    x = torch.rand(4, 3, 16, 16).as_subclass(ImageLike)
     x_mix, _ = make()(x, torch.arange(4), generator=torch.Generator().manual_seed(0))
-    assert type(x_mix) is _Image
-    assert type(make().mix(x, generator=torch.Generator().manual_seed(0)).inputs) is _Image
+    assert type(x_mix) is ImageLike
+    assert type(make().mix(x, generator=torch.Generator().manual_seed(0)).inputs) is ImageLike
 
 
 # ---------------------------------------------------------------- item 16: Co-Mixup's penalty as the official code parses it

@@ -6,6 +6,7 @@ from torch import nn
 
 import mixkit
 from mixkit.integrations import MixCollate, MixTransform
+from tvlike import ImageLike
 
 K = 5
 
@@ -14,28 +15,9 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-class _Image(torch.Tensor):
-    """Stands in for tv_tensors.Image / Video: most torch ops return a plain Tensor."""
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        out = super().__torch_function__(func, types, args, kwargs or {})
-        if func in (torch.Tensor.clone, torch.Tensor.to, torch.Tensor.detach):
-            return out
-        return _unwrap(out)
-
-
-def _unwrap(out):
-    if isinstance(out, torch.Tensor) and type(out) is not torch.Tensor:
-        return out.as_subclass(torch.Tensor)
-    if isinstance(out, (tuple, list)):
-        return type(out)(_unwrap(o) for o in out)
-    return out
-
-
 def _tv_class(name):
     """A subclass named and placed as torchvision's tv_tensors class ``name`` (found by name)."""
-    return type(name, (_Image,), {"__module__": f"torchvision.tv_tensors._{name.lower()}"})
+    return type(name, (ImageLike,), {"__module__": f"torchvision.tv_tensors._{name.lower()}"})
 
 
 Image, Video, Mask, BoundingBoxes = (_tv_class(n) for n in ("Image", "Video", "Mask", "BoundingBoxes"))
