@@ -26,7 +26,8 @@ from ..mixers.base import Mixer
 from ..sampling import derive_seed
 from .batch import is_tv, split_batch
 from .pairing import check_pairing
-from .transform import check_dense_keys, check_labels_getter, check_mixer, check_video, mix_batch, resolve_num_classes
+from .transform import (check_dense_keys, check_labels_getter, check_mixer, check_seed, check_video, mix_batch,
+                        resolve_num_classes)
 
 __all__ = ["MixCollate"]
 
@@ -80,9 +81,7 @@ class MixCollate:
             raise TypeError(f"MixCollate: base_collate must be callable, got {type(base_collate).__name__}")
         self.base_collate = base_collate
         self.num_classes = resolve_num_classes(self.mixer, num_classes, "MixCollate")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"MixCollate: seed must be an int or None, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = check_seed(seed, "MixCollate")
         self.return_result = bool(return_result)
         self.labels_getter = check_labels_getter(labels_getter, "MixCollate")
         self.pairing = check_pairing(pairing, self.mixer, "MixCollate")

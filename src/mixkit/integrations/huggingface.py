@@ -20,7 +20,7 @@ from ..mixers.base import Mixer
 from ..mixers.schedule import Scheduled
 from ..sampling import derive_seed
 from .batch import Batch
-from .transform import check_mixer, mix_batch, resolve_num_classes
+from .transform import check_mixer, check_seed, mix_batch, resolve_num_classes
 
 __all__ = ["MixTrainer"]
 
@@ -48,9 +48,7 @@ class MixTrainer(transformers.Trainer):
         if num_classes is None and self.mixer.num_classes is None:
             num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
         self.num_classes = resolve_num_classes(self.mixer, num_classes, "MixTrainer")
-        if mix_seed is not None and (isinstance(mix_seed, bool) or not isinstance(mix_seed, int)):
-            raise TypeError(f"MixTrainer: mix_seed must be an int or None, got {type(mix_seed).__name__}")
-        self.mix_seed = self.args.seed if mix_seed is None else mix_seed
+        self.mix_seed = self.args.seed if check_seed(mix_seed, "MixTrainer", "mix_seed") is None else mix_seed
         if not isinstance(input_key, str):
             raise TypeError(f"MixTrainer: input_key must be a str, got {type(input_key).__name__}")
         self.input_key = input_key

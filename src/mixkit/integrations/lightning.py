@@ -26,7 +26,7 @@ from ..losses import soft_cross_entropy
 from ..mixers.base import Mixer
 from ..mixers.schedule import Scheduled
 from ..sampling import derive_seed
-from .transform import check_labels_getter, check_mixer, mix_batch, resolve_num_classes, split_batch
+from .transform import check_labels_getter, check_mixer, check_seed, mix_batch, resolve_num_classes, split_batch
 
 __all__ = ["MixCallback"]
 
@@ -57,9 +57,7 @@ class MixCallback(pl.Callback):
                  return_result: bool = False, labels_getter: Any = "default") -> None:
         self.mixer = check_mixer(mixer, "MixCallback")
         self.num_classes = resolve_num_classes(self.mixer, num_classes, "MixCallback")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"MixCallback: seed must be an int or None, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = check_seed(seed, "MixCallback")
         self.return_result = bool(return_result)
         self.labels_getter = check_labels_getter(labels_getter, "MixCallback")
         self.batches = 0

@@ -49,6 +49,13 @@ def check_labels_getter(labels_getter: Any, owner: str) -> LabelsGetter:
     raise TypeError(f"{owner}: labels_getter must be 'default' or a callable batch -> labels tensor, got {labels_getter!r}")
 
 
+def check_seed(seed: Any, owner: str, name: str = "seed") -> Optional[int]:
+    """``seed`` itself when it is an int or None (a bool is not a seed)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"{owner}: {name} must be an int or None, got {type(seed).__name__}")
+    return seed
+
+
 def check_dense_keys(dense_keys: Any, owner: str) -> DenseKeys:
     """``dense_keys``: entries (dict keys, or tuple positions >= 2) mixed as dense targets; a sequence of
     keys, or a mapping key -> ``num_classes`` (needed to mix an integer map softly, e.g. under MixUp)."""
