@@ -291,10 +291,9 @@ def write_section(path: Path, key: str, body: str, title: str = "") -> None:
         new = old[:i] + block + old[j:]
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    from mixkit.bench.io import atomic_write_text
+
+    atomic_write_text(path, new)
 
 
 def read_section(path: Path, key: str) -> Optional[str]:

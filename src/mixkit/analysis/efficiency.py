@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from ..bench.io import atomic_path
 from ..bench.report import load_results, summarize
 
 __all__ = ["efficiency_points", "plot_efficiency"]
@@ -91,11 +92,9 @@ def plot_efficiency(points: Sequence[Mapping[str, Any]], path: PathLike, *, time
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..bench.config import BenchConfig
-from ..bench.io import atomic_write_jsonl, atomic_write_text, read_jsonl
+from ..bench.io import atomic_path, atomic_write_jsonl, atomic_write_text, read_jsonl
 from ..bench.report.stats import Stat, paired_difference
 from ..bench.runner import load_bench_data
 from . import calibration, efficiency, gradients, robustness, transfer
@@ -334,10 +334,9 @@ def _noise_plot(recs: List[Dict[str, Any]], path: Path) -> Optional[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
