@@ -190,8 +190,8 @@ def analyze(run_dir: PathLike, analyses: Sequence[str] = DEFAULT_ANALYSES, *, ma
     data_cache: Dict[str, Any] = {}
     dev = torch.device(device)
 
-    def add(rec: Dict[str, Any], what: str) -> None:
-        records.append(rec)
+    def add(recs: List[Dict[str, Any]], what: str) -> None:
+        records.extend(recs)
         atomic_write_jsonl(out, records)
         if bar is not None:
             bar.update(1)
@@ -217,15 +217,14 @@ def analyze(run_dir: PathLike, analyses: Sequence[str] = DEFAULT_ANALYSES, *, ma
             for a in mine:
                 t0 = time.perf_counter()
                 metrics = ANALYSES[a][0](model, x, y, ctx)
-                add({"checkpoint": ckpt.stem, "method": info["method"], "seed": info["seed"], "analysis": a,
-                     "key": _key(a, settings), "settings": settings, "metrics": metrics,
-                     "time_s": time.perf_counter() - t0}, f"{ckpt.stem}: {a}")
+                add([{"checkpoint": ckpt.stem, "method": info["method"], "seed": info["seed"], "analysis": a,
+                      "key": _key(a, settings), "settings": settings, "metrics": metrics,
+                      "time_s": time.perf_counter() - t0}], f"{ckpt.stem}: {a}")
         if mi_todo:
             t0 = time.perf_counter()
-            for rec in _mutual_info(run_dir, vae_epochs, data_cache):
-                records.append(dict(rec, checkpoint="run", analysis="mutual_info", key=_key("mutual_info", mi_settings),
-                                    settings=mi_settings, time_s=time.perf_counter() - t0))
-            add(records.pop(), "mutual_info")
+            recs = _mutual_info(run_dir, vae_epochs, data_cache)
+            add([dict(r, checkpoint="run", analysis="mutual_info", key=_key("mutual_info", mi_settings),
+                      settings=mi_settings, time_s=time.perf_counter() - t0) for r in recs], "mutual_info")
     finally:
         if bar is not None:
             bar.close()
@@ -240,7 +239,7 @@ def _mutual_info(run_dir: Path, vae_epochs: int, cache: Dict[str, Any]) -> List[
 
     results = read_jsonl(run_dir / "results.jsonl")
     config = results[-1]["config"]
-    cfg = BenchConfig.from_dict({k: v for k, v in config.items() if k in BenchConfig.__dataclass_fields__})
+    cfg = _config(config)
     ds = _data(config, cache)
     methods = [m for m in cfg.methods if m != "vanilla" and not spec(m).needs_model]
     out = []
@@ -356,8 +355,13 @@ def _efficiency_section(run_dir: Path) -> List[str]:
     return rows
 
 
+def _config(config: Dict[str, Any]) -> BenchConfig:
+    """The run's BenchConfig from a record's config (its keys that are BenchConfig fields)."""
+    return BenchConfig.from_dict({k: v for k, v in config.items() if k in BenchConfig.__dataclass_fields__})
+
+
 def _data(config: Dict[str, Any], cache: Dict[str, Any]):
-    cfg = BenchConfig.from_dict({k: v for k, v in config.items() if k in {f for f in BenchConfig.__dataclass_fields__}})
+    cfg = _config(config)
     key = json.dumps([cfg.dataset, cfg.data_dir, cfg.n_train, cfg.n_test])
     if key not in cache:
         cache[key] = load_bench_data(cfg)
