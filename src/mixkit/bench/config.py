@@ -19,7 +19,17 @@ __all__ = ["BenchConfig", "PRESETS", "DEFAULT_METHODS", "load_config_file", "con
 #: fields that never change a run's numbers: left out of the run key (output, progress, bookkeeping, the
 #: plan's method and seed lists, the parallelism, the timed throughput pass). ``method_params`` is left out
 #: too: a run's own hyper-parameters are recorded with it (``params``) and compared run by run.
-NOT_IN_RUN_KEY = ("out", "progress", "methods", "seeds", "command", "jobs", "method_params", "throughput_steps")
+NOT_IN_RUN_KEY = ("out", "progress", "methods", "seeds", "command", "jobs", "method_params", "throughput_steps",
+                  "data_placement")
+
+#: fields added after run keys were first recorded, with their default: at the default a field stays out of
+#: the key (so a folder trained before the field existed still resumes); set to anything else it enters it
+KEY_ONLY_WHEN_SET = {"compile": "off"}
+
+#: ``compile`` choices: what ``torch.compile`` wraps in a run (see :mod:`mixkit.bench.step`)
+COMPILE_CHOICES = ("off", "model", "mixer", "all")
+#: ``data_placement`` choices: where the training split lives during a run (see :mod:`mixkit.bench.batches`)
+PLACEMENTS = ("auto", "host", "device")
 
 #: the default comparison: every hand-crafted mixer and the hidden-layer methods (the saliency methods cost
 #: an extra forward/backward per step; add them with --methods)
@@ -86,7 +96,12 @@ class BenchConfig:
     threads: Optional[int] = None           # torch threads of every training process (None: 1). Part of the
                                             # protocol: the thread count changes the float reduction order
     jobs: int = 0                           # runs trained in parallel processes (0: one per CPU core up to 4
-                                            # on CPU, 1 on GPU); the numbers do not depend on it
+                                            # on CPU, 1 on GPU); the numbers do not depend on it. On GPU, N > 1
+                                            # packs N runs onto the device (spread over the visible GPUs)
+    data_placement: str = "auto"            # "device": the whole split on the training device, batches gathered
+                                            # there; "host": in host memory, each batch copied; "auto": device on
+                                            # CUDA when the split fits. The numbers do not depend on it
+    compile: str = "off"                    # torch.compile: "model", "mixer" (the mixer's apply), "all" or "off"
     throughput_steps: int = 6               # timed training steps per method in the throughput pass (0: off)
     preset: Optional[str] = None
     out: str = "runs/bench"
@@ -110,6 +125,10 @@ class BenchConfig:
             raise ValueError(f"jobs must be an int >= 0 (0: automatic), got {self.jobs!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads must be a positive int (or unset: 1), got {self.threads!r}")
+        if self.compile not in COMPILE_CHOICES:
+            raise ValueError(f"compile must be one of {', '.join(COMPILE_CHOICES)}, got {self.compile!r}")
+        if self.data_placement not in PLACEMENTS:
+            raise ValueError(f"data_placement must be one of {', '.join(PLACEMENTS)}, got {self.data_placement!r}")
         if not isinstance(self.throughput_steps, int) or self.throughput_steps < 0:
             raise ValueError(f"throughput_steps must be an int >= 0 (0: no timed pass), got {self.throughput_steps!r}")
         if not self.methods:
@@ -193,7 +212,8 @@ class BenchConfig:
 
 def _key_fields(d: Mapping[str, Any]) -> Dict[str, Any]:
     """The fields of a config dict that enter the run key, ``threads`` resolved (unset: 1)."""
-    out = {k: v for k, v in d.items() if k not in NOT_IN_RUN_KEY}
+    out = {k: v for k, v in d.items()
+           if k not in NOT_IN_RUN_KEY and not (k in KEY_ONLY_WHEN_SET and v == KEY_ONLY_WHEN_SET[k])}
     out["threads"] = _threads(out.get("threads"))
     return out
 
@@ -221,18 +241,18 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[s
     for k in sorted(set(a) | set(b)):
         va, vb = a.get(k, missing), b.get(k, missing)
         if json.dumps(va, default=str) != json.dumps(vb, default=str):
-            out.append(f"{k}: {'(unset)' if va is missing else va!r} -> {'(unset)' if vb is missing else vb!r}")
+            out.append(f"{k}: {'(unset)' if va is missing else repr(va)} -> {'(unset)' if vb is missing else repr(vb)}")
     return out
 
 
 def effective_settings(config: Mapping[str, Any], device_type: str, spatial_dims: Optional[int]) -> Dict[str, Any]:
     """What a config's requests become on a device: bf16 autocast and channels-last memory only on CUDA
-    (channels-last for 2-D models only), and the resolved thread count. The trainer runs with these and
+    (channels-last for 2-D models only), the resolved thread count and what ``torch.compile`` wraps. The trainer runs with these and
     records them; the report shows them (a CPU run has ``amp`` off whatever the config asked)."""
     cuda = device_type == "cuda"
     return {"amp": bool(config.get("amp")) and cuda,
             "channels_last": bool(config.get("channels_last")) and cuda and spatial_dims == 2,
-            "threads": _threads(config.get("threads"))}
+            "threads": _threads(config.get("threads")), "compile": config.get("compile") or "off"}
 
 
 def load_config_file(path: str) -> Dict[str, Any]:

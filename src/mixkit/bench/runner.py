@@ -174,14 +174,31 @@ def _stop_requested() -> bool:
     return _STOP is not None and flag_is_set(_STOP)
 
 
-def _worker_init(flag, threads: int) -> None:
+def _worker_init(flag, threads: int, counter=None, device: str = "auto") -> None:
     import signal
 
     global _STOP
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and sets the shared flag
     _STOP = flag
     torch.set_num_threads(threads)
+    if counter is not None:
+        with counter.get_lock():
+            k = counter.value
+            counter.value += 1
+        gpu = worker_gpu(k, device)
+        if gpu is not None:
+            torch.cuda.set_device(gpu)
     _exit_with_parent()
+
+
+def worker_gpu(k: int, device: str) -> Optional[int]:
+    """The GPU of the ``k``-th worker process: ``k mod`` the number of visible GPUs when the runs train on
+    CUDA (``device`` auto or cuda without an index), ``None`` otherwise (CPU, or a device named with its
+    index, which every worker then shares). Several workers on one GPU each have their own process,
+    CUDA context and default stream, so their kernels overlap."""
+    if device not in ("auto", "cuda") or not torch.cuda.is_available():
+        return None
+    return k % torch.cuda.device_count()
 
 
 def _exit_with_parent() -> None:
@@ -237,7 +254,8 @@ def _run_parallel(cfg, todo, out, resume, flush, bar, stop: StopRequest) -> None
     asked = False  # whether Ctrl-C came before the error (a worker lost to it is no failure)
     with sigint_ignored():  # workers start with SIGINT ignored: a stop reaches them through the flag
         ex = ProcessPoolExecutor(max_workers=min(cfg.resolved_jobs(), len(todo)), mp_context=ctx,
-                                 initializer=_worker_init, initargs=(stop.flag, cfg.resolved_threads()))
+                                 initializer=_worker_init,
+                                 initargs=(stop.flag, cfg.resolved_threads(), ctx.Value("i", 0), cfg.device))
         futs = {ex.submit(_worker_run, d, m, s, str(out), resume): (m, s) for m, s in todo}
     try:
         pending = set(futs)

@@ -30,7 +30,7 @@ from .data import DataSplit, random_crop_flip
 from .models import build_model
 
 __all__ = ["derive_seed", "make_generator", "resolve_device", "DistInfo", "method_params", "build_mixer",
-           "RunParts", "build_parts", "train_step", "count_parameters"]
+           "RunParts", "build_parts", "train_step", "count_parameters", "compile_mixer"]
 
 
 def make_generator(*parts: Any, device: str | torch.device = "cpu") -> torch.Generator:
@@ -122,6 +122,19 @@ def build_mixer(cfg: BenchConfig, method: str, num_classes: int, model: Optional
     return registry.create(method, **kw)
 
 
+def compile_mixer(mixer: nn.Module) -> nn.Module:
+    """``torch.compile`` the tensor work of a mixer in place: its ``_apply`` (the blend or paste after the
+    draws; the draws stay eager, on their generator), for each part of an alternation; a learner (AutoMix,
+    AdAutoMix) is compiled whole (``nn.Module.compile``). Shapes are marked dynamic, because a box's size
+    changes from batch to batch. Returns ``mixer``."""
+    if getattr(mixer, "learned", False):
+        mixer.compile()
+        return mixer
+    for part in getattr(mixer, "mixers", None) or [mixer]:
+        object.__setattr__(part, "_apply", torch.compile(part._apply, dynamic=True))
+    return mixer
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -186,11 +199,15 @@ def build_parts(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, device:
     model = build_model(cfg.model, ds.num_classes, ds.in_channels, ds.spatial_dims, cfg.width).to(device)
     if settings["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.compile in ("model", "all"):  # in place: every caller (the step, a saliency pass, a learner) and the
+        model.compile()                  # state dict see the same module
     net: nn.Module = model
     if ddp:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     steps_per_epoch = math.ceil(ds.x_train.shape[0] / cfg.batch_size)
     mixer = build_mixer(cfg, method, ds.num_classes, model, ds.mean, ds.std)
+    if cfg.compile in ("mixer", "all") and mixer is not None:
+        compile_mixer(mixer)
     trained = model.parameters()
     if getattr(mixer, "learned", False):  # a learner trains its mask generator with the model: one optimiser
         if ddp:

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .batches import TrainData
 from .config import BenchConfig
 from .data import DataSplit
 from .io import atomic_torch_save, atomic_write_jsonl, env_info, load_checkpoint, read_jsonl
@@ -37,12 +38,16 @@ __all__ = ["derive_seed", "make_generator", "resolve_device", "build_mixer", "me
 EVAL_BATCH = 256
 
 
-def run_setup(parts: RunParts, ds: DataSplit) -> Dict[str, Any]:
+def run_setup(parts: RunParts, ds: DataSplit, data: Optional[TrainData] = None) -> Dict[str, Any]:
     """What a run really trained on and with, recorded in every record as ``setup``: the data's sizes and
-    shape, the model's parameter count, and the effective settings (amp, channels-last, threads)."""
-    return {"dataset": ds.name, "n_train": ds.n_train, "n_test": ds.n_test, "num_classes": ds.num_classes,
-            "input_shape": list(ds.input_shape),
-            "model_params": count_parameters(parts.model), "device": str(parts.device), **parts.settings}
+    shape, the model's parameter count, the effective settings (amp, channels-last, threads, compile) and
+    where the split lived (``data_placement``: host or device)."""
+    out = {"dataset": ds.name, "n_train": ds.n_train, "n_test": ds.n_test, "num_classes": ds.num_classes,
+           "input_shape": list(ds.input_shape),
+           "model_params": count_parameters(parts.model), "device": str(parts.device), **parts.settings}
+    if data is not None:
+        out["data_placement"] = data.placement
+    return out
 
 
 def _quick_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm, device, bs: int = EVAL_BATCH):
@@ -57,6 +62,12 @@ def _quick_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm, device
             nll_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
     model.train(was)
     return correct / x.shape[0], nll_sum / x.shape[0]
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _param_checksum(model: nn.Module) -> float:
@@ -110,43 +121,37 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
     env = env_info(device, di.world)
     conf = cfg.to_dict()
     key = cfg.run_key()
-    setup = run_setup(parts, ds)
-    x_train, y_train = ds.x_train, ds.y_train
-    n, steps_per_epoch = x_train.shape[0], parts.steps_per_epoch
+    data = TrainData(ds, device, cfg.data_placement)
+    setup = run_setup(parts, ds, data)
     steps_done = 0
     for epoch in range(start, cfg.epochs):
         t_epoch = time.perf_counter()
         parts.net.train()
-        perm = torch.randperm(n, generator=make_generator(seed, "order", epoch))
+        perm = torch.randperm(data.n_train, generator=make_generator(seed, "order", epoch))
         g_aug = make_generator(seed, "augment", epoch, di.rank)
         g_mix = make_generator(seed, "mix", epoch, di.rank)
-        loss_sum, seen, t_train = 0.0, 0, 0.0
-        for step in range(steps_per_epoch):
+        # the loss is summed on the device (in float64: the same sum as a Python float's) and read once an
+        # epoch, and the clock is read around the whole loop: no step waits for the device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
+        t0 = _clock(device)
+        for xb, yb in data.batches(perm, cfg.batch_size, di.rank, di.world):
             if should_stop is not None and should_stop():
                 raise Interrupted()
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            if di.world > 1:
-                idx = idx[di.rank::di.world]
-                if idx.numel() == 0:
-                    idx = perm[:1]
-            t0 = time.perf_counter()
-            xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
             loss = train_step(parts, xb, yb, g_aug, g_mix)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t_train += time.perf_counter() - t0
-            loss_sum += float(loss) * idx.numel()
-            seen += idx.numel()
+            loss_sum += loss.double() * xb.shape[0]
+            seen += xb.shape[0]
             steps_done += 1
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 raise Interrupted(f"stopped after {steps_done} steps (test hook)")
+        t_train = _clock(device) - t0
         images_per_s = seen * di.world / t_train if t_train > 0 else float("nan")
         rec: Dict[str, Any] = {"method": method, "seed": seed, "epoch": epoch, "epochs": cfg.epochs,
-                               "final": epoch == cfg.epochs - 1, "train_loss": loss_sum / max(1, seen),
+                               "final": epoch == cfg.epochs - 1, "train_loss": float(loss_sum) / max(1, seen),
                                "train_time_s": t_train, "images_per_s": images_per_s,
                                "lr": opt.param_groups[0]["lr"]}
         if di.main:
-            top1, nll_v = _quick_eval(model, ds.x_test, ds.y_test, parts.norm, device)
+            top1, nll_v = _quick_eval(model, data.x_test, data.y_test, parts.norm, device)
             rec.update(test_top1=top1, test_nll=nll_v)
         if rec["final"]:
             checks = [_param_checksum(model)]
@@ -159,7 +164,7 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
             rec["metrics"] = _final_metrics(cfg, ds, model, parts.norm, device, seed, records + [rec], metrics)
             if parts.learner is not None:  # the papers evaluate the classifier; the EMA teacher's numbers beside it
                 rec["metrics"]["teacher_top1"], rec["metrics"]["teacher_nll"] = _quick_eval(
-                    parts.learner.teacher, ds.x_test, ds.y_test, parts.norm, device)
+                    parts.learner.teacher, data.x_test, data.y_test, parts.norm, device)
         rec.update(params=parts.params, run_key=key, config=conf, env=env, setup=setup,
                    time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                    wall_time_s=time.perf_counter() - t_epoch)

@@ -54,7 +54,14 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, help="torch threads of every training process (default 1); part of the "
                                                 "protocol, since the thread count changes the float reduction order")
     p.add_argument("--jobs", type=int, help="train this many runs in parallel processes (default: one per CPU core, "
-                                             "at most 4; 1 on GPU); the numbers do not depend on it")
+                                             "at most 4; 1 on GPU; N > 1 on GPU packs N runs onto the device, spread "
+                                             "over the visible GPUs); the numbers do not depend on it")
+    p.add_argument("--data-placement", dest="data_placement", choices=["auto", "host", "device"],
+                   help="where the training split lives: device (the whole split on the GPU, batches gathered there), "
+                        "host (each batch copied), auto (default: device on CUDA when it fits); numbers do not change")
+    p.add_argument("--compile", choices=["off", "model", "mixer", "all"],
+                   help="torch.compile the model, the mixer's apply, or both (default off; it changes float order, "
+                        "so it enters the run key)")
     p.add_argument("--throughput-steps", dest="throughput_steps", type=int,
                    help="timed training steps per method in the throughput pass after training (default 6; 0: off)")
     p.add_argument("--out", help="output folder (default runs/bench)")
