@@ -71,8 +71,7 @@ class TrainData:
                 idx = idx[rank::world]
                 if idx.numel() == 0:
                     idx = perm[:1]
-            if self.placement == "device":
-                yield self.x_train.index_select(0, idx), self.y_train.index_select(0, idx)
-            else:
-                yield (self.x_train[idx].to(self.device, non_blocking=True),
-                       self.y_train[idx].to(self.device, non_blocking=True))
+            xb, yb = self.x_train.index_select(0, idx), self.y_train.index_select(0, idx)
+            if self.placement == "host":
+                xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            yield xb, yb

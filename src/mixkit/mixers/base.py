@@ -37,6 +37,7 @@ __all__ = ["Mixer", "MixParams", "ModelAttr"]
 _NO_OPTIONS: Dict[str, Any] = {}
 
 
+@torch.compiler.disable  # dynamo's struct polyfill recurses without end on pack("f", ...)
 def _f32(v: float) -> float:
     """``v`` rounded to float32 (to nearest), as a Python float."""
     return struct.unpack("f", struct.pack("f", v))[0]
