@@ -94,7 +94,10 @@ def render(args, cases, seconds: float) -> str:
         f"- model `{args.model}`, batch {args.batch} × 3 × {args.size} × {args.size}, {args.classes} classes; warm-up = "
         f"the first {args.warmup} steps (compilation included); then {args.rounds} interleaved rounds of {args.steps} steps",
         "- × off: the per-round ratio of the step time to the eager step of the same method (below 1: faster); "
-        "break-even: steps the saving needs to repay the extra warm-up (- where compiling is slower)", "",
+        "break-even: steps the saving needs to repay the extra warm-up (- where compiling is slower)",
+        "- the warm-up of a later case can be short: inductor reuses the kernels it compiled for an earlier case "
+        "(the same model) and its on-disk cache from earlier processes; a first compilation in a fresh process "
+        "costs what the first compiled row of a model shows, or more", "",
         "| method | compile | step ms | × off | warm-up s | break-even steps |", "|---|---|---:|---:|---:|---:|"]
     for name, case in cases.items():
         m, c = name.split("|")

@@ -1,14 +1,16 @@
 """Cost of one training step with the learned mixers (AutoMix, AdAutoMix) against a vanilla and a MixUp step.
 
 One step = (mix) + forward(s) + loss + backward + SGD step (+ the EMA teacher update for the learners),
-on CPU, for each model and batch size. Time: every method is timed in the same process with the same
+on the CPU (or a CUDA device, ``--device cuda``), for each model and batch size. Time: every method is timed in the same process with the same
 batch and number of threads, in interleaved rounds (so machine load hits all alike); the table gives
 the median step time and its ratio to the vanilla and the MixUp step of the same round set. Memory: each
 method runs in a fresh subprocess (Linux; glibc told to return freed blocks at once) and reports the
 peak resident set size over two steps after a warm-up step, minus the resident size before the data,
 model and learner were built: the model, the teacher, the optimizer's momentum buffers and the step's
 activations and gradients (``peak MiB``), and the part above the state after the warm-up step, the
-step's working memory (``step MiB``).
+step's working memory (``step MiB``). On CUDA the same two figures are read from the device's allocator
+(``torch.cuda.max_memory_allocated``), and the step times are wall times with the device synchronised
+before and after each step.
 
 Methods: ``vanilla``, ``mixup`` (``mixkit.MixUp``, alpha 1), ``automix`` and ``adautomix`` at their
 official CIFAR defaults (AdAutoMix N = 3), and ``automix_noclean`` (AutoMix with ``head_one_q = 0``: no
@@ -16,7 +18,7 @@ clean-batch pass, the configuration that can approach 2x vanilla).
 
     python benchmarks/learned_cost.py [--models resnet8,resnet20,preactresnet18] [--batches 64,128]
                                       [--size 32] [--rounds 3] [--steps 2] [--threads 1] [--width 1]
-                                      [--methods ...] [--memory | --no-memory] [--out FILE]
+                                      [--methods ...] [--memory | --no-memory] [--device cpu] [--out FILE]
 """
 from __future__ import annotations
 
@@ -85,14 +87,20 @@ def make_step(method: str, model: torch.nn.Module) -> Callable:
     return step
 
 
-def _data(batch: int, size: int):
+def _data(batch: int, size: int, device: str = "cpu"):
     g0 = torch.Generator().manual_seed(0)
-    return torch.randn(batch, 3, size, size, generator=g0), torch.randint(0, NUM_CLASSES, (batch,), generator=g0)
+    x, y = torch.randn(batch, 3, size, size, generator=g0), torch.randint(0, NUM_CLASSES, (batch,), generator=g0)
+    return x.to(device), y.to(device)
 
 
-def _model(name: str, width: float) -> torch.nn.Module:
+def _model(name: str, width: float, device: str = "cpu") -> torch.nn.Module:
     torch.manual_seed(0)
-    return build_model(name, NUM_CLASSES, 3, 2, width=width)
+    return build_model(name, NUM_CLASSES, 3, 2, width=width).to(device)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def _rss_kib(field: str) -> int:
@@ -113,14 +121,17 @@ def _reset_peak() -> bool:
         return False
 
 
-def _probe(method: str, model_name: str, batch: int, size: int, width: float, steps: int = 2) -> Dict[str, float]:
+def _probe(method: str, model_name: str, batch: int, size: int, width: float, steps: int = 2,
+           device: str = "cpu") -> Dict[str, float]:
     """In this process: the peak resident memory (MiB) of ``steps`` steps of ``method`` after a warm-up step.
 
     ``peak_mib``: the peak over the resident size before the data, model and learner were built (so it
     counts the model, the teacher, the optimizer state and the step's activations and gradients);
     ``step_mib``: the peak over the resident size after the warm-up step (the step's working memory).
     Run it with glibc's ``MALLOC_MMAP_THRESHOLD_`` low (as :func:`probe_memory` does) so that freed
-    tensors leave the resident set."""
+    tensors leave the resident set. On CUDA: the same from the device's allocator."""
+    if device == "cuda":
+        return _probe_cuda(method, model_name, batch, size, width, steps)
     if not _reset_peak():
         raise RuntimeError("the memory probe needs Linux /proc/self/clear_refs")
     start = _rss_kib("VmRSS")
@@ -135,10 +146,29 @@ def _probe(method: str, model_name: str, batch: int, size: int, width: float, st
     return {"peak_mib": (peak - start) / 1024.0, "step_mib": max(0, peak - warm) / 1024.0, "base_mib": start / 1024.0}
 
 
-def probe_memory(method: str, model_name: str, batch: int, size: int, width: float, threads: int = 1) -> str:
+def _probe_cuda(method: str, model_name: str, batch: int, size: int, width: float, steps: int) -> Dict[str, float]:
+    mib = 2.0 ** 20
+    torch.cuda.synchronize()
+    start = torch.cuda.memory_allocated()
+    x, y = _data(batch, size, "cuda")
+    step = make_step(method, _model(model_name, width, "cuda"))
+    step(x, y, torch.Generator().manual_seed(99))
+    torch.cuda.synchronize()
+    warm = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    for s in range(steps):
+        step(x, y, torch.Generator().manual_seed(s))
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    return {"peak_mib": (peak - start) / mib, "step_mib": max(0, peak - warm) / mib, "base_mib": start / mib}
+
+
+def probe_memory(method: str, model_name: str, batch: int, size: int, width: float, threads: int = 1,
+                 device: str = "cpu") -> str:
     """Run :func:`_probe` in a fresh subprocess; returns its JSON line."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--probe", method, "--models", model_name,
-           "--batches", str(batch), "--size", str(size), "--width", str(width), "--threads", str(threads)]
+           "--batches", str(batch), "--size", str(size), "--width", str(width), "--threads", str(threads),
+           "--device", device]
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -150,8 +180,8 @@ def probe_memory(method: str, model_name: str, batch: int, size: int, width: flo
 
 
 def time_methods(methods: List[str], model_name: str, batch: int, args) -> Dict[str, float]:
-    x, y = _data(batch, args.size)
-    base = _model(model_name, args.width)
+    x, y = _data(batch, args.size, args.device)
+    base = _model(model_name, args.width, args.device)
     steps = {m: make_step(m, copy.deepcopy(base)) for m in methods}
     for m in methods:  # warm-up
         steps[m](x, y, torch.Generator().manual_seed(1))
@@ -160,20 +190,27 @@ def time_methods(methods: List[str], model_name: str, batch: int, args) -> Dict[
         for m in methods:
             for s in range(args.steps):
                 g = torch.Generator().manual_seed(100 * r + s)
+                _sync(args.device)
                 t0 = time.perf_counter()
                 steps[m](x, y, g)
+                _sync(args.device)
                 times[m].append(time.perf_counter() - t0)
     return {m: statistics.median(v) for m, v in times.items()}
 
 
 def table(model_name: str, batch: int, med: Dict[str, float], mem: Dict[str, Dict[str, float]], args) -> str:
-    lines = [f"### {model_name} (width {args.width}), batch {batch}x3x{args.size}x{args.size}, CPU, "
+    where = f"CUDA ({torch.cuda.get_device_name(0)})" if args.device == "cuda" else "CPU"
+    memory = ("peak MiB: peak memory the device's allocator held during a step, in a fresh process, over what it "
+              "held before the model was built (model, teacher, optimizer state, the step's activations and "
+              "gradients)" if args.device == "cuda" else
+              "peak MiB: peak resident memory of a step in a fresh process, over the process "
+              "before the model was built (model, teacher, optimizer state, the step's activations and gradients, "
+              "and torch's own lazily allocated state)")
+    lines = [f"### {model_name} (width {args.width}), batch {batch}x3x{args.size}x{args.size}, {where}, "
              f"{args.threads} thread(s)", "",
              f"torch {torch.__version__}, mixkit {mixkit.__version__}, {platform.processor() or platform.machine()}, "
              f"load average {os.getloadavg()[0]:.1f}; median of {args.rounds}x{args.steps} steps per method, "
-             "rounds interleaved; peak MiB: peak resident memory of a step in a fresh process, over the process "
-             "before the model was built (model, teacher, optimizer state, the step's activations and gradients, "
-             "and torch's own lazily allocated state); step MiB: the part above the state after a warm-up step.", "",
+             f"rounds interleaved; {memory}; step MiB: the part above the state after a warm-up step.", "",
              "| method | step ms | x vanilla | x MixUp | peak MiB | x vanilla | step MiB | x vanilla |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     tv, tm = med.get("vanilla"), med.get("mixup")
@@ -203,7 +240,8 @@ def run(args) -> str:
             mem: Dict[str, Dict[str, float]] = {}
             if args.memory:
                 for m in methods:
-                    mem[m] = json.loads(probe_memory(m, model_name, batch, args.size, args.width, args.threads))
+                    mem[m] = json.loads(probe_memory(m, model_name, batch, args.size, args.width, args.threads,
+                                                     args.device))
             text = table(model_name, batch, med, mem, args)
             print(text, flush=True)
             out.append(text)
@@ -221,12 +259,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--probe", help=argparse.SUPPRESS)  # internal: one memory probe in this process
     ap.add_argument("--out", help="append the tables to this markdown file (written atomically)")
     args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device is available")
     if args.probe:
         torch.set_num_threads(args.threads)
-        res = _probe(args.probe, args.models, int(args.batches), args.size, args.width)
+        res = _probe(args.probe, args.models, int(args.batches), args.size, args.width, device=args.device)
         print(_PEAK + json.dumps(res), flush=True)
         return 0
     text = run(args)

@@ -31,6 +31,7 @@ import json
 import math
 import multiprocessing as mp
 import platform
+import queue
 import statistics
 import sys
 import time
@@ -97,6 +98,10 @@ def time_steps(cfg: BenchConfig, ds, method: str, device: torch.device, warmup: 
     return statistics.median(times)
 
 
+#: the longest the packed processes may take to report (then they are stopped and the run fails)
+PACK_TIMEOUT_S = 900
+
+
 def _pack_worker(cfg_dict, steps: int, barrier, out) -> None:
     cfg = BenchConfig.from_dict(cfg_dict)
     torch.set_num_threads(cfg.resolved_threads())
@@ -109,7 +114,7 @@ def _pack_worker(cfg_dict, steps: int, barrier, out) -> None:
     batches = [b for b in batches if b[0].shape[0] == cfg.batch_size] or batches
     for xb, yb in batches[:2]:  # warm-up
         train_step(parts, xb, yb, *g)
-    barrier.wait()
+    barrier.wait(timeout=PACK_TIMEOUT_S)
     t0 = _sync(device)
     for i in range(steps):
         train_step(parts, *batches[i % len(batches)], *g)
@@ -124,11 +129,24 @@ def time_packing(cfg: BenchConfig, jobs: int, steps: int) -> float:
     procs = [ctx.Process(target=_pack_worker, args=(d, steps, barrier, out)) for _ in range(jobs)]
     for p in procs:
         p.start()
-    walls = [out.get(timeout=900) for _ in procs]
-    for p in procs:
-        p.join()
-        if p.exitcode:
-            raise RuntimeError(f"a packing worker failed (exit code {p.exitcode})")
+    walls: List[float] = []
+    deadline = time.monotonic() + PACK_TIMEOUT_S
+    try:
+        while len(walls) < jobs:
+            try:
+                walls.append(out.get(timeout=0.5))
+            except queue.Empty:
+                # a worker that died never reports, and the others wait for it at the barrier: stop them all
+                failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if failed:
+                    raise RuntimeError(f"a packing worker failed (exit code {failed[0]}; its error is above)")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the packing workers gave no result within {PACK_TIMEOUT_S} s")
+    finally:
+        for p in procs:
+            if p.is_alive() and len(walls) < jobs:
+                p.terminate()
+            p.join()
     return jobs * steps * cfg.batch_size / max(walls)
 
 
