@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -90,7 +91,7 @@ def render(args, cases, seconds: float) -> str:
     dev = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({cpu_model()}), {args.threads} thread(s)"
     lines = [
         f"Run {datetime.date.today().isoformat()} on {dev}; torch {torch.__version__}, Python {platform.python_version()}; "
-        f"`python benchmarks/compile_cost.py {' '.join(args.argv)}` ({seconds:.0f} s).",
+        f"`python benchmarks/compile_cost.py {shlex.join(args.argv)}` ({seconds:.0f} s).",
         f"- model `{args.model}`, batch {args.batch} × 3 × {args.size} × {args.size}, {args.classes} classes; warm-up = "
         f"the first {args.warmup} steps (compilation included); then {args.rounds} interleaved rounds of {args.steps} steps",
         "- × off: the per-round ratio of the step time to the eager step of the same method (below 1: faster); "

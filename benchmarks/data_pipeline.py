@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -150,7 +151,7 @@ def render(args, res, seconds: float) -> str:
     step = f"a vanilla training step of `{args.step}` on every batch" if args.step else "no training step (pipeline only)"
     lines = [
         f"Run {datetime.date.today().isoformat()} on {dev}; torch {torch.__version__}, Python {platform.python_version()}; "
-        f"`python benchmarks/data_pipeline.py {' '.join(args.argv)}` ({seconds:.0f} s).",
+        f"`python benchmarks/data_pipeline.py {shlex.join(args.argv)}` ({seconds:.0f} s).",
         f"- dataset `{args.dataset}`, split {tuple(args.shape)}, batch {args.batch}, {args.batches} batches per way and "
         f"round, {args.rounds} interleaved rounds after a warm-up; {step}",
         "- images/s: median (IQR) over the rounds; × resident: the per-round ratio to `resident` (below 1: slower)", "",

@@ -32,6 +32,7 @@ import math
 import multiprocessing as mp
 import platform
 import queue
+import shlex
 import statistics
 import sys
 import time
@@ -187,7 +188,7 @@ def render(args, res, seconds: float) -> str:
     dev = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({cpu_model()}), {args.threads} thread(s)"
     lines = [
         f"Run {datetime.date.today().isoformat()} on {dev}; torch {torch.__version__}, Python {platform.python_version()}; "
-        f"`python benchmarks/protocol_time.py {' '.join(args.argv)}` ({seconds:.0f} s).",
+        f"`python benchmarks/protocol_time.py {shlex.join(args.argv)}` ({seconds:.0f} s).",
         f"- protocol: `{cfg['dataset']}` {res['n_train']} / {res['n_test']} images {tuple(res['input_shape'])}, "
         f"`{cfg['model']}`, preset `{cfg['preset']}`, batch {cfg['batch_size']}, {cfg['epochs']} epochs, "
         f"{len(cfg['seeds'])} seeds, data placement `{cfg['data_placement']}`, compile `{cfg['compile']}`; "
