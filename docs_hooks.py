@@ -37,7 +37,7 @@ SECTIONS = [
     ("API reference", "api/*.md", ["index.md", "mixers.md", "learned.md", "result.md", "losses.md",
                                    "targets.md", "registry.md", "integrations.md"]),
 ]
-TOP = [("Guide", "index.md"), ("Design", "design.md"), ("Speed", "speed.md"), ("Cost", "cost.md")]
+TOP = [("Guide", "index.md"), ("Design", "design.md"), ("Speed", "speed.md"), ("Cost", "cost.md"), ("GPU", "gpu.md")]
 API_MARK = re.compile(r"<!-- mixkit-api: ([\w.]+)( optional)? -->")
 DIRECTIVE = re.compile(r"^::: ([\w.]+)", re.M)
 # the nn.Module hooks that mkdocs.yml's filters leave out of the pages
