@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
@@ -243,21 +244,21 @@ def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor, g_aug: torch
     learner = parts.learner
     with torch.autocast("cuda", dtype=torch.bfloat16) if parts.settings["amp"] else nullcontext():
         if learner is not None:  # the learner's own loss: classifier terms + generator terms
-            t0 = _clock(parts.device) if timing is not None else 0.0
+            t0 = device_clock(parts.device) if timing is not None else 0.0
             loss = learner(xb, yb, generator=g_mix).loss
             if timing is not None:
-                timing["mix"] = timing.get("mix", 0.0) + _clock(parts.device) - t0
+                timing["mix"] = timing.get("mix", 0.0) + device_clock(parts.device) - t0
         elif parts.mixer is None:
             inputs, target = xb, one_hot(yb, K, cfg.smoothing)
         else:
-            t0 = _clock(parts.device) if timing is not None else 0.0
+            t0 = device_clock(parts.device) if timing is not None else 0.0
             opts = {"forward": parts.net} if parts.mixer.runs_model else {}
             if isinstance(parts.mixer, Alternate):  # the part of this batch from the global step (resumes exactly)
                 opts["step"] = parts.sched.last_epoch
             res = parts.mixer.mix(xb, yb, generator=g_mix, **opts)
             inputs, target, logits = res.inputs, soft_targets(yb, res, K, cfg.smoothing), res.outputs
             if timing is not None:
-                timing["mix"] = timing.get("mix", 0.0) + _clock(parts.device) - t0
+                timing["mix"] = timing.get("mix", 0.0) + device_clock(parts.device) - t0
         if learner is None and logits is None:
             logits = parts.net(inputs)
     if learner is None:
@@ -270,9 +271,9 @@ def train_step(parts: RunParts, xb: torch.Tensor, yb: torch.Tensor, g_aug: torch
     return loss.detach()
 
 
-def _clock(device: torch.device) -> float:
-    import time
-
+def device_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once ``device`` has finished its queued work (CUDA is asynchronous): the clock
+    of a timed region of a run."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -23,19 +22,13 @@ import torch
 from .config import BenchConfig
 from .data import DataSplit
 from .io import atomic_write_text
-from .step import build_parts, make_generator, train_step
+from .step import build_parts, device_clock, make_generator, train_step
 
 __all__ = ["ROUNDS", "WARMUP_STEPS", "time_methods", "throughput_is_current", "write_throughput"]
 
 #: interleaved rounds of the timed pass, and untimed steps per method before them
 ROUNDS = 3
 WARMUP_STEPS = 1
-
-
-def _sync(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def time_methods(cfg: BenchConfig, ds: DataSplit, methods: Sequence[str], device: torch.device,
@@ -59,10 +52,10 @@ def time_methods(cfg: BenchConfig, ds: DataSplit, methods: Sequence[str], device
         order = list(methods[r % len(methods):]) + list(methods[:r % len(methods)])
         for m in order:
             timing: Dict[str, float] = {}
-            t0 = _sync(device)
+            t0 = device_clock(device)
             for _ in range(per_round):
                 train_step(parts[m], xb, yb, *gens[m], timing=timing)
-            seconds[m].append(_sync(device) - t0)
+            seconds[m].append(device_clock(device) - t0)
             mixing[m] += timing.get("mix", 0.0)
     n = xb.shape[0]
     return {

@@ -26,8 +26,8 @@ from .batches import TrainData
 from .config import BenchConfig
 from .data import DataSplit
 from .io import atomic_torch_save, atomic_write_jsonl, env_info, load_checkpoint, read_jsonl
-from .step import (DistInfo, RunParts, build_mixer, build_parts, count_parameters, derive_seed, make_generator,
-                   method_params, resolve_device, train_step)
+from .step import (DistInfo, RunParts, build_mixer, build_parts, count_parameters, derive_seed, device_clock,
+                   make_generator, method_params, resolve_device, train_step)
 from .stop import Interrupted
 
 __all__ = ["derive_seed", "make_generator", "resolve_device", "build_mixer", "method_params", "train_run", "DistInfo",
@@ -62,12 +62,6 @@ def _quick_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm, device
             nll_sum += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
     model.train(was)
     return correct / x.shape[0], nll_sum / x.shape[0]
-
-
-def _clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def _param_checksum(model: nn.Module) -> float:
@@ -134,7 +128,7 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
         # epoch, and the clock is read around the whole loop: no step waits for the device
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         seen = 0
-        t0 = _clock(device)
+        t0 = device_clock(device)
         for xb, yb in data.batches(perm, cfg.batch_size, di.rank, di.world):
             if should_stop is not None and should_stop():
                 raise Interrupted()
@@ -144,7 +138,7 @@ def train_run(cfg: BenchConfig, ds: DataSplit, method: str, seed: int, run_dir: 
             steps_done += 1
             if stop_after_steps is not None and steps_done >= stop_after_steps:
                 raise Interrupted(f"stopped after {steps_done} steps (test hook)")
-        t_train = _clock(device) - t0
+        t_train = device_clock(device) - t0
         images_per_s = seen * di.world / t_train if t_train > 0 else float("nan")
         rec: Dict[str, Any] = {"method": method, "seed": seed, "epoch": epoch, "epochs": cfg.epochs,
                                "final": epoch == cfg.epochs - 1, "train_loss": float(loss_sum) / max(1, seen),
