@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -77,9 +77,16 @@ class Case:
         return statistics.median(self.faults) if self.faults else None
 
 
-def _sync(device: Optional[torch.device]) -> None:
-    if device is not None and device.type == "cuda":
+def sync(device: Union[torch.device, str, None]) -> None:
+    """Wait until ``device`` has finished what was queued on it (CUDA work is asynchronous; a CPU: nothing)."""
+    if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def clock(device: Union[torch.device, str, None]) -> float:
+    """``time.perf_counter()`` once ``device`` has finished its queued work: the clock of a timed region."""
+    sync(device)
+    return time.perf_counter()
 
 
 def minor_faults() -> int:
@@ -104,12 +111,12 @@ def set_clock(name: str) -> None:
 
 def _one(case: Case, device) -> tuple:
     arg = case.setup() if case.setup else None
-    _sync(device)
+    sync(device)
     clock = CLOCK["fn"]
     f0 = minor_faults()
     t0 = clock()
     out = case.fn(arg)
-    _sync(device)
+    sync(device)
     dt = clock() - t0
     df = minor_faults() - f0
     del out, arg

@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict
 
 import torch
 
@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _harness import Dist, cpu_model, write_section  # noqa: E402
+from _harness import Dist, clock, cpu_model, write_section  # noqa: E402
 
 from mixkit.bench.config import BenchConfig  # noqa: E402
 from mixkit.bench.data import DataSplit  # noqa: E402
@@ -47,12 +47,6 @@ def synthetic_split(n: int, channels: int, size: int, classes: int) -> DataSplit
                      mean=(0.5,) * channels, std=(0.29,) * channels, spatial_dims=2)
 
 
-def _sync(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
 def measure(args) -> Dict[str, Dict[str, object]]:
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -66,22 +60,22 @@ def measure(args) -> Dict[str, Dict[str, object]]:
             parts = build_parts(cfg, ds, m, 0, device)
             parts.net.train()
             gens = (make_generator(0, "a", m, c), make_generator(0, "m", m, c))
-            t0 = _sync(device)
+            t0 = clock(device)
             try:
                 for _ in range(args.warmup):
                     train_step(parts, xb, yb, *gens)
             except Exception as e:  # a setting that does not compile is a result: reported, not fatal
                 cases[f"{m}|{c}"] = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"}
                 continue
-            cases[f"{m}|{c}"] = {"parts": parts, "gens": gens, "warmup_s": _sync(device) - t0, "times": []}
+            cases[f"{m}|{c}"] = {"parts": parts, "gens": gens, "warmup_s": clock(device) - t0, "times": []}
     names = [n for n, case in cases.items() if "error" not in case]
     for r in range(args.rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             case = cases[name]
-            t0 = _sync(device)
+            t0 = clock(device)
             for _ in range(args.steps):
                 train_step(case["parts"], xb, yb, *case["gens"])
-            case["times"].append((_sync(device) - t0) / args.steps)
+            case["times"].append((clock(device) - t0) / args.steps)
     for case in cases.values():
         case.pop("parts", None), case.pop("gens", None)
     return cases

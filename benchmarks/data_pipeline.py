@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _harness import Dist, cpu_model, write_section  # noqa: E402
+from _harness import Dist, cpu_model, sync, write_section  # noqa: E402
 
 from mixkit.bench.batches import TrainData  # noqa: E402
 from mixkit.bench.config import BenchConfig  # noqa: E402
@@ -72,11 +72,6 @@ class CropFlipDataset(torch.utils.data.Dataset):
         if torch.rand(()) < 0.5:
             img = img.flip(-1)
         return img, self.y[i]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_ways(ds, device: torch.device, batch: int, workers: List[int], pad: int) -> Dict[str, Callable[[], Iterator]]:
@@ -120,7 +115,7 @@ def measure(args) -> Dict[str, Dict[str, List[float]]]:
 
     def run(name: str) -> float:
         it = ways[name]()
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         n = 0
         for _ in range(args.batches):
@@ -132,7 +127,7 @@ def measure(args) -> Dict[str, Dict[str, List[float]]]:
             if parts is not None:
                 train_step(parts, xb, yb, *g)
             n += xb.shape[0]
-        _sync(device)
+        sync(device)
         return n / (time.perf_counter() - t0)
 
     names = list(ways)

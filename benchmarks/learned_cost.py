@@ -1,10 +1,10 @@
 """Cost of one training step with the learned mixers (AutoMix, AdAutoMix) against a vanilla and a MixUp step.
 
 One step = (mix) + forward(s) + loss + backward + SGD step (+ the EMA teacher update for the learners),
-on the CPU (or a CUDA device, ``--device cuda``), for each model and batch size. Time: every method is timed in the same process with the same
-batch and number of threads, in interleaved rounds (so machine load hits all alike); the table gives
-the median step time and its ratio to the vanilla and the MixUp step of the same round set. Memory: each
-method runs in a fresh subprocess (Linux; glibc told to return freed blocks at once) and reports the
+on the CPU (or a CUDA device, ``--device cuda``), for each model and batch size. Time: every method is
+timed in the same process with the same batch and number of threads, in interleaved rounds (so machine
+load hits all alike); the table gives the median step time and its ratio to the vanilla and the MixUp
+step of the same round set. Memory: each method runs in a fresh subprocess (Linux; glibc told to return freed blocks at once) and reports the
 peak resident set size over two steps after a warm-up step, minus the resident size before the data,
 model and learner were built: the model, the teacher, the optimizer's momentum buffers and the step's
 activations and gradients (``peak MiB``), and the part above the state after the warm-up step, the
@@ -30,16 +30,21 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 
-import mixkit
-from mixkit.bench.models import build_model
-from mixkit.learned import AdAutoMix, AutoMix
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import mixkit  # noqa: E402
+from mixkit.bench.models import build_model  # noqa: E402
+from mixkit.learned import AdAutoMix, AutoMix  # noqa: E402
+
+from _harness import clock, sync  # noqa: E402
 
 METHODS = ["vanilla", "mixup", "automix", "automix_noclean", "adautomix"]
 NUM_CLASSES = 10
@@ -98,11 +103,6 @@ def _model(name: str, width: float, device: str = "cpu") -> torch.nn.Module:
     return build_model(name, NUM_CLASSES, 3, 2, width=width).to(device)
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def _rss_kib(field: str) -> int:
     """``VmRSS`` (current) or ``VmHWM`` (peak) of this process in KiB, from ``/proc/self/status``."""
     with open("/proc/self/status") as f:
@@ -121,6 +121,24 @@ def _reset_peak() -> bool:
         return False
 
 
+def _meter(device: str) -> Tuple[Callable[[], float], Callable[[], object], Callable[[], float]]:
+    """``(now, reset_peak, peak)`` of the memory :func:`_probe` reads, in MiB: the process's resident set on
+    the CPU (``VmRSS`` / ``VmHWM``), the CUDA allocator's bytes on CUDA (read once the device is idle)."""
+    if device == "cuda":
+        def now() -> float:
+            sync(device)
+            return torch.cuda.memory_allocated() / 2.0 ** 20
+
+        def peak() -> float:
+            sync(device)
+            return torch.cuda.max_memory_allocated() / 2.0 ** 20
+
+        return now, torch.cuda.reset_peak_memory_stats, peak
+    if not _reset_peak():
+        raise RuntimeError("the memory probe needs Linux /proc/self/clear_refs")
+    return (lambda: _rss_kib("VmRSS") / 1024.0), _reset_peak, (lambda: _rss_kib("VmHWM") / 1024.0)
+
+
 def _probe(method: str, model_name: str, batch: int, size: int, width: float, steps: int = 2,
            device: str = "cpu") -> Dict[str, float]:
     """In this process: the peak resident memory (MiB) of ``steps`` steps of ``method`` after a warm-up step.
@@ -130,37 +148,17 @@ def _probe(method: str, model_name: str, batch: int, size: int, width: float, st
     ``step_mib``: the peak over the resident size after the warm-up step (the step's working memory).
     Run it with glibc's ``MALLOC_MMAP_THRESHOLD_`` low (as :func:`probe_memory` does) so that freed
     tensors leave the resident set. On CUDA: the same from the device's allocator."""
-    if device == "cuda":
-        return _probe_cuda(method, model_name, batch, size, width, steps)
-    if not _reset_peak():
-        raise RuntimeError("the memory probe needs Linux /proc/self/clear_refs")
-    start = _rss_kib("VmRSS")
-    x, y = _data(batch, size)
-    step = make_step(method, _model(model_name, width))
+    now, reset_peak, peak_of = _meter(device)
+    start = now()
+    x, y = _data(batch, size, device)
+    step = make_step(method, _model(model_name, width, device))
     step(x, y, torch.Generator().manual_seed(99))  # warm-up: optimizer state, lazy initialisations
-    warm = _rss_kib("VmRSS")
-    _reset_peak()
+    warm = now()
+    reset_peak()
     for s in range(steps):
         step(x, y, torch.Generator().manual_seed(s))
-    peak = _rss_kib("VmHWM")
-    return {"peak_mib": (peak - start) / 1024.0, "step_mib": max(0, peak - warm) / 1024.0, "base_mib": start / 1024.0}
-
-
-def _probe_cuda(method: str, model_name: str, batch: int, size: int, width: float, steps: int) -> Dict[str, float]:
-    mib = 2.0 ** 20
-    torch.cuda.synchronize()
-    start = torch.cuda.memory_allocated()
-    x, y = _data(batch, size, "cuda")
-    step = make_step(method, _model(model_name, width, "cuda"))
-    step(x, y, torch.Generator().manual_seed(99))
-    torch.cuda.synchronize()
-    warm = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    for s in range(steps):
-        step(x, y, torch.Generator().manual_seed(s))
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated()
-    return {"peak_mib": (peak - start) / mib, "step_mib": max(0, peak - warm) / mib, "base_mib": start / mib}
+    peak = peak_of()
+    return {"peak_mib": peak - start, "step_mib": max(0.0, peak - warm), "base_mib": start}
 
 
 def probe_memory(method: str, model_name: str, batch: int, size: int, width: float, threads: int = 1,
@@ -190,11 +188,9 @@ def time_methods(methods: List[str], model_name: str, batch: int, args) -> Dict[
         for m in methods:
             for s in range(args.steps):
                 g = torch.Generator().manual_seed(100 * r + s)
-                _sync(args.device)
-                t0 = time.perf_counter()
+                t0 = clock(args.device)
                 steps[m](x, y, g)
-                _sync(args.device)
-                times[m].append(time.perf_counter() - t0)
+                times[m].append(clock(args.device) - t0)
     return {m: statistics.median(v) for m, v in times.items()}
 
 

@@ -4,8 +4,8 @@
 One step = mix (including any saliency pass) + forward + soft-target loss + backward + SGD step, on a small
 ResNet with a CIFAR-sized batch (128 x 3 x 32 x 32) on the CPU, or a CUDA device with ``--device cuda``
 (then the clock is the wall clock, and the device is synchronised at each clock reading). All methods
-share one model, batch and thread count and run in interleaved rounds (each round: one step of every method, in an order shuffled per
-round, with a vanilla step before every pair of methods and at the end); each method's ratio to the
+share one model, batch and thread count and run in interleaved rounds (each round: one step of every
+method, in an order shuffled per round, with a vanilla step before every pair of methods and at the end); each method's ratio to the
 vanilla step is taken within each round, against the mean of the two vanilla steps around it, then the
 median and IQR of those per-round ratios are reported. PuzzleMix draws its grid size per batch from {2, 4, 8, 16}: each
 size is also forced (``block_num=k``) and reported on its own. Inside each step the time of ``mixer.mix``
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 import random
@@ -41,19 +42,14 @@ from mixkit.bench.models import build_model  # noqa: E402
 from mixkit.losses import soft_cross_entropy  # noqa: E402
 
 import goals  # noqa: E402
-from _harness import Dist, loadavg, write_section  # noqa: E402
+from _harness import Dist, clock, loadavg, write_section  # noqa: E402
 
 GRIDS = (2, 4, 8, 16)
 #: the clock of the steps: wall time, or the CPU time of the process (``--clock cpu``, one thread: the time
-#: the process waited for a core on a loaded machine is left out)
+#: the process waited for a core on a loaded machine is left out); with ``--device cuda`` the wall clock read
+#: once the device has finished its queued work (``_harness.clock``)
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _clock = time.perf_counter
-
-
-def _cuda_clock() -> float:
-    """The wall clock once the device has finished what was queued (CUDA work is asynchronous)."""
-    torch.cuda.synchronize()
-    return time.perf_counter()
 METHODS = ["vanilla", "mixup", "cutmix", "saliencymix", "puzzlemix"] + [f"puzzlemix@{k}" for k in GRIDS] + ["comixup"]
 
 
@@ -240,12 +236,14 @@ def render(args, rec, load0, elapsed) -> str:
              f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}; torch {torch.__version__}, mixkit {mixkit.__version__}, "
              f"python {platform.python_version()}; {os.cpu_count()} logical cores; {args.threads} torch thread(s); "
              f"run took {elapsed:.0f} s",
-             f"- {args.model}, batch {args.batch}×3×{args.size}×{args.size}, {args.device_name}; {args.rounds} interleaved rounds, one step "
+             f"- {args.model}, batch {args.batch}×3×{args.size}×{args.size}, {args.device_name}; {args.rounds} interleaved "
+             "rounds, one step "
              "of every method per round (order shuffled per round, a vanilla step before every pair of methods and at "
              "the end); each ratio is taken within its round against the mean of the two vanilla steps around the "
              f"method's step, median (IQR) over the rounds; clock: "
              + ("CPU time of the process (one thread: time spent waiting for a core is left out)" if args.clock == "cpu"
-                else "wall time" + (", the device synchronised at every reading" if args.device == "cuda" else "")) + f"; load average (1 min) at start / end {load0:.2f} / {loadavg():.2f}",
+                else "wall time" + (", the device synchronised at every reading" if args.device == "cuda" else ""))
+             + f"; load average (1 min) at start / end {load0:.2f} / {loadavg():.2f}",
              "- `mix()` = the time inside `mixer.mix` (saliency pass, costs, labelling, transport, blend); `saliency` "
              "= the time inside `mixkit.saliency.input_gradient_saliency` (one extra forward + backward); "
              "`puzzlemix@k` = PuzzleMix with its grid forced to k×k (the default draws k from {2, 4, 8, 16} per batch)", "",
@@ -274,7 +272,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clock", default="auto", choices=["auto", "wall", "cpu"],
                     help="cpu: process CPU time (robust on a loaded machine; needs one thread); wall: perf_counter; "
                          "auto (default): cpu with --threads 1, else wall")
-    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true", help="resnet8, batch 8, 2 rounds: the smoke test's mode")
     ap.add_argument("--out", help="markdown page to write the generated sections into (atomically)")
     args = ap.parse_args(argv)
@@ -284,8 +282,6 @@ def main(argv=None) -> int:
     args.rounds = args.rounds or (2 if args.quick else 12)
     if args.rounds < 1 or args.batch < 2:
         ap.error("--rounds must be >= 1 and --batch >= 2")
-    if args.device not in ("cpu", "cuda"):
-        ap.error(f"--device must be cpu or cuda, got {args.device!r}")
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device is available")
     if args.device == "cuda" and args.clock == "cpu":
@@ -296,7 +292,7 @@ def main(argv=None) -> int:
         ap.error("--clock cpu needs --threads 1 (CPU time sums the threads)")
     args.device_name = f"CUDA ({torch.cuda.get_device_name(0)})" if args.device == "cuda" else "CPU"
     global _clock
-    _clock = _cuda_clock if args.device == "cuda" else _CLOCKS[args.clock]
+    _clock = functools.partial(clock, "cuda") if args.device == "cuda" else _CLOCKS[args.clock]
     t0, load0 = time.perf_counter(), loadavg()
     rec = measure(args)
     body = render(args, rec, load0, time.perf_counter() - t0)

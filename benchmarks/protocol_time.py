@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _harness import cpu_model, write_section  # noqa: E402
+from _harness import clock, cpu_model, write_section  # noqa: E402
 
 from mixkit.bench import eval as metrics  # noqa: E402
 from mixkit.bench.batches import TrainData  # noqa: E402
@@ -56,12 +56,6 @@ from mixkit.bench.step import build_parts, make_generator, train_step  # noqa: E
 from mixkit.bench.trainer import _final_metrics, _quick_eval  # noqa: E402
 
 METHODS = "vanilla,mixup,cutmix,fmix,mixup+fmix"
-
-
-def _sync(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def config(args, methods: List[str]) -> BenchConfig:
@@ -92,10 +86,10 @@ def time_steps(cfg: BenchConfig, ds, method: str, device: torch.device, warmup: 
             xb, yb = next(batches)
         if xb.shape[0] < cfg.batch_size:  # the short last batch of an epoch is not a typical step
             continue
-        t0 = _sync(device)
+        t0 = clock(device)
         train_step(parts, xb, yb, g_aug, g_mix)
         if i >= warmup:
-            times.append(_sync(device) - t0)
+            times.append(clock(device) - t0)
     return statistics.median(times)
 
 
@@ -116,10 +110,10 @@ def _pack_worker(cfg_dict, steps: int, barrier, out) -> None:
     for xb, yb in batches[:2]:  # warm-up
         train_step(parts, xb, yb, *g)
     barrier.wait(timeout=PACK_TIMEOUT_S)
-    t0 = _sync(device)
+    t0 = clock(device)
     for i in range(steps):
         train_step(parts, *batches[i % len(batches)], *g)
-    out.put(_sync(device) - t0)
+    out.put(clock(device) - t0)
 
 
 def time_packing(cfg: BenchConfig, jobs: int, steps: int) -> float:
@@ -163,12 +157,12 @@ def measure(args) -> Dict[str, Any]:
         res["methods"][m] = {"step_s": time_steps(cfg, ds, m, device, args.warmup, args.steps)}
     parts = build_parts(cfg, ds, "vanilla", 0, device)
     data = TrainData(ds, device, cfg.data_placement)
-    t0 = _sync(device)
+    t0 = clock(device)
     _quick_eval(parts.model, data.x_test, data.y_test, parts.norm, device)
-    res["epoch_eval_s"] = _sync(device) - t0
-    t0 = _sync(device)
+    res["epoch_eval_s"] = clock(device) - t0
+    t0 = clock(device)
     _final_metrics(cfg, ds, parts.model, parts.norm, device, 0, [{"test_top1": 0.0}], metrics)
-    res["final_eval_s"] = _sync(device) - t0
+    res["final_eval_s"] = clock(device) - t0
     total = 0.0
     for m, v in res["methods"].items():
         v["run_s"] = cfg.epochs * (steps_per_epoch * v["step_s"] + res["epoch_eval_s"]) + res["final_eval_s"]
