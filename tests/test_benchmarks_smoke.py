@@ -1,26 +1,13 @@
 """Smoke tests of the benchmark scripts: tiny runs so they never rot. Nothing here checks time."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from benchscripts import BENCH, ROOT, load
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
 VERDICTS = ("| **met** |", "| **not met** |", "| not decided |")
-
-
-def _load(name: str, path: Path):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -31,7 +18,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def _goal_rows(text: str) -> list:
-    goals = _load("_goals_under_test", BENCH / "goals.py")
+    goals = load("goals", "_goals_under_test")
     rows = []
     for g in goals.GOALS:
         row = [ln for ln in text.splitlines() if ln.startswith(f"| {g.where} |")]
@@ -80,7 +67,7 @@ def test_model_aware_cost_quick_run_writes_each_grid_and_the_goal_row(tmp_path):
 
 
 def test_ratios_are_taken_within_rounds():
-    h = _load("_harness_under_test", BENCH / "_harness.py")
+    h = load("_harness", "_harness_under_test")
     a, b = h.Case("a", None), h.Case("b", None)
     a.rounds, b.rounds = [1.0, 2.0, 4.0, 8.0, 16.0], [0.5, 1.0, 2.0, 4.0, 8.0]  # load doubles every round
     d = h.ratio(a, b)
@@ -97,7 +84,7 @@ def test_ratios_are_taken_within_rounds():
 
 
 def test_write_section_replaces_its_own_section_only(tmp_path):
-    h = _load("_harness_under_test", BENCH / "_harness.py")
+    h = load("_harness", "_harness_under_test")
     page = tmp_path / "page.md"
     page.write_text("# Title\n\nhand-written intro\n")
     h.write_section(page, "a", "first A")
@@ -113,7 +100,7 @@ def test_write_section_replaces_its_own_section_only(tmp_path):
 
 def test_official_fmix_restatement_exact_counts():
     np = pytest.importorskip("numpy")
-    off = _load("_fmix_official_numpy", BENCH / "fmix_official_numpy.py")
+    off = load("fmix_official_numpy", "_fmix_official_numpy")
     rng = np.random.default_rng(0)
     for shape in [(16, 16), (15, 17), (64,), (8, 8, 8)]:
         lam, mask = off.sample_mask(1.0, 3.0, shape, rng)

@@ -1,6 +1,6 @@
 """mixkit on a CUDA device: every method against the CPU under one generator, training steps under bf16 and
-fp16 autocast with channels-last inputs, a benchmark epoch with the split resident on the device, runs packed
-onto one GPU, and nccl DDP on two GPUs.
+fp16 autocast with channels-last inputs, a benchmark epoch with the split resident on the device, and runs
+packed onto one GPU (nccl DDP on two GPUs is tests/bench/test_trainer.py::test_two_process_ddp[cuda]).
 
 Every check has a ``cpu`` variant that runs everywhere: there it checks that the CPU reference the CUDA run
 is compared with is itself reproducible, and that the same code path works on the CPU (``pytest -m gpu``
@@ -8,9 +8,6 @@ runs the ``cuda`` variants, which skip on a machine without CUDA; benchmarks/gpu
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -189,26 +186,4 @@ def test_packed_runs_give_the_serial_numbers(tmp_path, device):
             assert a[key]["train_loss"] == b[key]["train_loss"] and a[key]["test_top1"] == b[key]["test_top1"]
         else:
             assert b[key]["train_loss"] == pytest.approx(a[key]["train_loss"], rel=2e-2)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl DDP needs two GPUs")
-def test_two_process_ddp_with_nccl(tmp_path):
-    # the gloo (CPU) version is tests/bench/test_trainer.py::test_two_process_ddp_on_cpu
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "-m", "mixkit", "bench", "--device", "cuda", "--dataset", "digits",
-           "--n-train", "96", "--n-test", "48", "--batch-size", "32", "--methods", "mixup", "--seeds", "1",
-           "--epochs", "2", "--no-corruptions", "--no-fgsm", "--no-occlusion", "--quiet", "--out", str(tmp_path)]
-    proc = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    finals = [r for r in read_jsonl(tmp_path / "results.jsonl") if r["final"]]
-    assert len(finals) == 1 and finals[0]["env"]["world_size"] == 2
-    a, b = finals[0]["replica_checksums"]
-    assert a == b  # the replicas hold the same weights after nccl all-reduces
 

@@ -3,29 +3,16 @@ benchmarks/data_pipeline.py, compile_cost.py, protocol_time.py and gpu_check.sh.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from benchscripts import BENCH, ROOT
+from benchscripts import load as _load
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
 CHECK = BENCH / "gpu_check.sh"
-
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    # under its own name, so that a process it spawns (protocol_time's packed runs) can import it again
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _rows(text: str, first: str) -> list:

@@ -5,14 +5,13 @@ of benchmarks/learned_cost.py."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import inspect
 import io
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from benchscripts import load
 from learned_nets import TinyNet, batch
 
 from mixkit.hooks import LayerNotReachedError, UnknownLayerError
@@ -20,7 +19,6 @@ from mixkit.learned import AdAutoMix, AutoMix, CosineMomentum, LearnerOutput, Mi
 from mixkit.learned.layers import upsample
 from mixkit.result import MixResult
 
-ROOT = Path(__file__).resolve().parents[1]
 LEARNERS = [AutoMix, AdAutoMix]
 M0, M1 = 0.999, 0.999999
 
@@ -294,10 +292,7 @@ def test_in_channels_are_inferred_from_the_feature_layer():
 
 # ------------------------------------------------------------------------------ the cost benchmark
 def test_learned_cost_benchmark_tiny_run(capsys):
-    script = ROOT / "benchmarks" / "learned_cost.py"
-    spec = importlib.util.spec_from_file_location("_learned_cost_under_test", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load("learned_cost", "_learned_cost_under_test")
     assert mod.main(["--models", "resnet8", "--batches", "4", "--size", "8", "--rounds", "1", "--steps", "1",
                      "--width", "0.25", "--threads", "1", "--no-memory"]) == 0
     text = capsys.readouterr().out

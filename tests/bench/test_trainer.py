@@ -110,10 +110,16 @@ def test_killed_process_resumes_with_nothing_lost(tmp_path):
     assert keep(read_jsonl(tmp_path / "kill" / "results.jsonl")) == keep(read_jsonl(tmp_path / "ref" / "results.jsonl"))
 
 
-def test_two_process_ddp_on_cpu(tmp_path):
+@pytest.mark.parametrize("device", [
+    "cpu",  # gloo
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(torch.cuda.device_count() < 2,
+                                                                   reason="nccl DDP needs two GPUs")]),
+])
+def test_two_process_ddp(tmp_path, device):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "mixkit", *BENCH_ARGS, "--epochs", "2", "--out", str(tmp_path)]
+           "--master_port", str(_free_port()), "-m", "mixkit", *BENCH_ARGS, "--device", device, "--epochs", "2",
+           "--out", str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     recs = read_jsonl(tmp_path / "results.jsonl")
